@@ -1,0 +1,27 @@
+//! sluice-core: the pure domain of sluice. No I/O, no clock, no async runtime, no cloud SDK:
+//! everything here is a function of its inputs, so the Lambda handlers, the local pipeline,
+//! the benchmarks and the tests all run exactly the same logic.
+//!
+//! # Layout
+//! - [`event`]: the event contract and its validating decoder.
+//! - [`generate`]: seeded scenario generators with planted, labelled anomalies.
+//! - [`window`]: event-time windows, watermark, late events, snapshots.
+//! - [`detect`]: per-series streaming anomaly detectors.
+//! - [`aggregate`]: windows + detectors as one restorable unit (the aggregate function's core).
+//! - [`rules`]: alert rules, cooldown and dedup.
+//! - [`schema`]: the lake's tables, defined once.
+//! - [`lake`]: object keys and Parquet encoding.
+//! - [`evaluate`]: precision/recall of detectors against planted anomalies.
+//! - [`time`], [`rng`]: UTC milliseconds and RFC 3339; the seeded generator.
+
+pub mod aggregate;
+pub mod detect;
+pub mod evaluate;
+pub mod event;
+pub mod generate;
+pub mod lake;
+pub mod rng;
+pub mod rules;
+pub mod schema;
+pub mod time;
+pub mod window;

@@ -1,1 +1,15 @@
+//! sluice-infra: every byte sluice reads or writes outside its own memory goes through one of
+//! four small traits, each with a local backend here and a cloud backend beside it.
+//!
+//! # Layout
+//! - [`store`]: [`store::ObjectStore`] — the lake and function state (S3, local directory).
+//! - [`sink`]: [`sink::EventSink`] — where generate/fetch put events (Kinesis, Event Hubs, local log).
+//! - [`notify`]: [`notify::Notifier`] — where alerts go (SNS, SMTP, console, JSONL outbox).
+//! - [`metrics`]: counters the handlers bump, for progress output and logs.
+//! - [`secret`]: [`secret::SecretSource`] — API keys (Secrets Manager, environment).
 
+pub mod metrics;
+pub mod notify;
+pub mod secret;
+pub mod sink;
+pub mod store;

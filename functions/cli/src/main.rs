@@ -1,1 +1,82 @@
-fn main() {}
+//! `sluice`: the whole pipeline on one machine, SQL over the lake, and one handler at a time.
+//!
+//! # Layout
+//! - `run`: generate → local stream → aggregate → lake → alert, continuously.
+//! - `query`: DataFusion SQL over the lake, tables registered by name.
+//! - `invoke`: one handler on one real Lambda payload file.
+//! - `eval`: detector precision/recall against planted anomalies (`detect-eval`).
+//! - `local`: wiring of local adapters into each handler's dependencies.
+//! - `payloads`: building the Lambda payloads the handlers take.
+
+mod eval;
+mod invoke;
+mod local;
+mod payloads;
+mod query;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Real-time streaming analytics: generate, window, detect, alert, query."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (e.g. info, sluice_aggregate=debug).
+    #[arg(long, global = true, env = "SLUICE_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline locally: generate → stream → aggregate → lake → alert.
+    Run(run::RunArgs),
+    /// Run SQL over the lake (tables: trades, telemetry, clickstream, windows, anomalies, late, quarantine).
+    Query(query::QueryArgs),
+    /// Run one handler on one Lambda payload (KinesisEvent, S3 event or scheduled event JSON).
+    Invoke(invoke::InvokeArgs),
+    /// Precision, recall and F1 of the detectors against the anomalies the generators plant.
+    DetectEval(eval::EvalArgs),
+    /// Print the lake's table definitions (the one source of truth for schemas).
+    Schema(query::SchemaArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Query(args) => query::query(args).await,
+            Command::Invoke(args) => invoke::invoke(args).await,
+            Command::DetectEval(args) => eval::detect_eval(args),
+            Command::Schema(args) => query::schema(args),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -115,8 +115,8 @@ impl Aggregator {
             .observe(&out.windows[from..], &mut out.anomalies);
     }
 
-    pub fn watermark_ms(&self) -> Option<i64> {
-        self.engine.watermark_ms()
+    pub fn watermark_ms(&self, scenario: crate::event::Scenario) -> Option<i64> {
+        self.engine.watermark_ms(scenario)
     }
 
     /// `window` column values, indexed like the engine's window definitions.

@@ -196,7 +196,7 @@ pub static WINDOWS: Table = Table {
             "Partition key (symbol, host, user) or * for the scenario-wide rollup",
         ),
         col(
-            "window",
+            "window_name",
             ColumnType::String,
             "Window definition, e.g. tumbling_1m, hopping_5m_1m, session_5m",
         ),
@@ -265,7 +265,7 @@ pub static ANOMALIES: Table = Table {
         ),
         col("metric", ColumnType::String, "Detected metric"),
         col(
-            "window",
+            "window_name",
             ColumnType::String,
             "Window whose values form the series",
         ),

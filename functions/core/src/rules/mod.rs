@@ -7,7 +7,7 @@
 //! name = "tsla-fast-move"
 //! source = "windows"            # or "anomalies"
 //! scenario = "trades"           # optional filter
-//! when = 'key == "TSLA" && window == "tumbling_1m" && metric == "price" && math::abs(change) > threshold'
+//! when = 'key == "TSLA" && window_name == "tumbling_1m" && metric == "price" && math::abs(change) > threshold'
 //! threshold = 0.05              # optional; available as `threshold` in `when` and `value`
 //! value = "change"              # optional; what the alert reports (default: avg or score)
 //! severity = "critical"         # info, warning or critical
@@ -572,7 +572,7 @@ impl RuleSet {
                 };
                 let key = row.text("key");
                 let metric = row.text("metric");
-                let window = row.text("window");
+                let window = row.text("window_name");
                 let (start, end) = (row.int("window_start"), row.int("window_end"));
                 let detector = row.text("detector");
                 let end_text = end.to_string();
@@ -622,7 +622,7 @@ mod tests {
 name = "fast-move"
 source = "windows"
 scenario = "trades"
-when = 'window == "tumbling_1m" && metric == "price" && math::abs(change) > threshold'
+when = 'window_name == "tumbling_1m" && metric == "price" && math::abs(change) > threshold'
 threshold = 0.05
 value = "change"
 severity = "critical"

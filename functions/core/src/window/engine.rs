@@ -108,7 +108,8 @@ fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &Samples
 /// Serializable engine state: open windows, the watermark's source and the arrival counter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowState {
-    max_event_time_ms: Option<i64>,
+    /// Largest event time seen, per scenario (index = `Scenario as usize`).
+    max_event_time_ms: [Option<i64>; 3],
     arrivals: u64,
     /// Sorted by (scenario, key) so equal states serialize to equal bytes.
     keys: Vec<KeyEntry>,
@@ -125,7 +126,9 @@ pub struct WindowEngine {
     config: EngineConfig,
     /// Per scenario, the indices of the window definitions that apply to it.
     defs_for: [Vec<usize>; 3],
-    max_event_time_ms: Option<i64>,
+    /// Per scenario: each is its own producer, so one running ahead must not make another's
+    /// events late.
+    max_event_time_ms: [Option<i64>; 3],
     arrivals: u64,
     /// Per scenario: key → open windows, aligned with `defs_for`.
     keys: [HashMap<String, Vec<Open>>; 3],
@@ -183,10 +186,10 @@ impl WindowEngine {
         &self.config
     }
 
-    /// Largest event time seen minus the allowed lateness; `None` before the first event.
-    pub fn watermark_ms(&self) -> Option<i64> {
-        self.max_event_time_ms
-            .map(|m| m - self.config.allowed_lateness_ms)
+    /// Largest event time seen in `scenario` minus the allowed lateness; `None` before the
+    /// scenario's first event.
+    pub fn watermark_ms(&self, scenario: Scenario) -> Option<i64> {
+        self.max_event_time_ms[slot(scenario)].map(|m| m - self.config.allowed_lateness_ms)
     }
 
     /// Number of keys with open windows (for state-size reporting).
@@ -198,15 +201,16 @@ impl WindowEngine {
     /// not depend on how the stream was cut into batches.
     pub fn push(&mut self, event: &Event) -> Placement {
         let t = event.event_time_ms;
-        if let Some(w) = self.watermark_ms()
+        let scenario = event.scenario();
+        if let Some(w) = self.watermark_ms(scenario)
             && t < w
         {
             return Placement::Late { watermark_ms: w };
         }
-        self.max_event_time_ms = Some(self.max_event_time_ms.map_or(t, |m| m.max(t)));
+        let max = &mut self.max_event_time_ms[slot(scenario)];
+        *max = Some(max.map_or(t, |m| m.max(t)));
         let ordinal = self.arrivals;
         self.arrivals += 1;
-        let scenario = event.scenario();
         let samples = samples(event);
         self.add(scenario, &event.key, t, ordinal, &samples);
         if self.config.rollup.contains(&scenario) {
@@ -288,19 +292,21 @@ impl WindowEngine {
     /// Closes every window whose end the watermark has reached, appending them in
     /// (end, scenario, key, window) order.
     pub fn advance(&mut self, out: &mut Vec<ClosedWindow>) {
-        if let Some(w) = self.watermark_ms() {
-            self.close_until(w, out);
-        }
+        let watermarks = Scenario::ALL.map(|s| self.watermark_ms(s));
+        self.close_until(watermarks, out);
     }
 
     /// End of data: a watermark beyond any event time closes everything that is open.
     pub fn flush(&mut self, out: &mut Vec<ClosedWindow>) {
-        self.close_until(i64::MAX / 4, out);
+        self.close_until([Some(i64::MAX / 4); 3], out);
     }
 
-    fn close_until(&mut self, watermark: i64, out: &mut Vec<ClosedWindow>) {
+    fn close_until(&mut self, watermarks: [Option<i64>; 3], out: &mut Vec<ClosedWindow>) {
         let first_new = out.len();
         for scenario in Scenario::ALL {
+            let Some(watermark) = watermarks[slot(scenario)] else {
+                continue;
+            };
             let defs = &self.defs_for[slot(scenario)];
             let names = metric_names(scenario);
             let map = &mut self.keys[slot(scenario)];

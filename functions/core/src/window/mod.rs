@@ -9,8 +9,9 @@
 //! # Semantics
 //! Windows are `[start, end)`, aligned to the Unix epoch and labelled by their end (Azure Stream
 //! Analytics uses `(start, end]`; results differ only for events exactly on a boundary). The
-//! watermark is the largest event time seen minus the allowed lateness. An event older than the
-//! watermark is *late*: it goes to the `late` output and into no window, so every window's
+//! watermark is the largest event time seen minus the allowed lateness, kept per scenario (each
+//! scenario is its own producer). An event older than its scenario's watermark is
+//! *late*: it goes to the `late` output and into no window, so every window's
 //! content is fixed once the watermark passes its end and never changes afterwards. Sliding
 //! windows are the exception to half-open labelling: one is emitted for each distinct event time
 //! `t` of a key and covers `(t - size, t]`, ending at (and including) the event that made it.

@@ -1,0 +1,153 @@
+//! Local adapters wired into each handler's dependencies: the lake directory stands in for S3,
+//! `{lake}/_stream` for Kinesis, the console and `{lake}/_alerts/alerts.jsonl` (and SMTP when
+//! configured) for SNS.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use sluice_core::aggregate::AggregateConfig;
+use sluice_core::event::Scenario;
+use sluice_core::rules::RuleSet;
+use sluice_core::time::parse_duration_ms;
+use sluice_core::window::{WindowDef, WindowSpec};
+use sluice_infra::metrics::Metrics;
+use sluice_infra::notify::{
+    ConsoleNotifier, Fanout, Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier,
+};
+use sluice_infra::sink::LocalStreamLog;
+use sluice_infra::store::{LocalDirStore, ObjectStore};
+
+pub fn stream_dir(lake: &Path) -> PathBuf {
+    lake.join("_stream")
+}
+
+pub fn outbox_path(lake: &Path) -> PathBuf {
+    lake.join("_alerts").join("alerts.jsonl")
+}
+
+pub const ALERT_STATE_KEY: &str = "state/alert/state.json";
+
+/// Window and lateness options shared by `run` and `invoke`.
+#[derive(Args, Clone)]
+pub struct WindowArgs {
+    /// Extra window for every scenario, e.g. sliding:30s, hopping:10m/1m, session:2m (repeatable).
+    #[arg(long = "window", value_name = "SPEC")]
+    pub windows: Vec<String>,
+    /// How far behind the newest event an event may arrive and still count.
+    #[arg(long, default_value = "5s")]
+    pub lateness: String,
+}
+
+impl WindowArgs {
+    pub fn aggregate_settings(&self) -> anyhow::Result<sluice_aggregate::Settings> {
+        let mut config = AggregateConfig::default();
+        for text in &self.windows {
+            let spec = WindowSpec::parse(text)?;
+            if !config.engine.windows.iter().any(|d| d.spec == spec) {
+                config.engine.windows.push(WindowDef {
+                    spec,
+                    scenarios: Scenario::ALL.to_vec(),
+                });
+            }
+        }
+        config.engine.allowed_lateness_ms = parse_duration_ms(&self.lateness)
+            .with_context(|| format!("--lateness {}", self.lateness))?;
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(sluice_aggregate::Settings {
+            aggregate: config,
+            ..Default::default()
+        })
+    }
+}
+
+/// Where alerts go and which rules fire them.
+#[derive(Args, Clone)]
+pub struct AlertArgs {
+    /// Rules file (TOML); the built-in default rules when omitted.
+    #[arg(long, env = "SLUICE_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Also email alerts: smtp://host:port (plain), smtp://host:port?tls=required, smtps://host:port.
+    #[arg(long, env = "SLUICE_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address for alert email.
+    #[arg(long, env = "SLUICE_SMTP_FROM", default_value = "sluice@localhost")]
+    pub smtp_from: String,
+    /// Recipient of alert email (repeatable).
+    #[arg(long = "smtp-to", env = "SLUICE_SMTP_TO", value_delimiter = ',')]
+    pub smtp_to: Vec<String>,
+    /// Do not print alerts on the console (they still go to the outbox and SMTP).
+    #[arg(long)]
+    pub quiet_alerts: bool,
+}
+
+impl AlertArgs {
+    pub fn rules(&self) -> anyhow::Result<RuleSet> {
+        match &self.rules {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading rules file {}", path.display()))?;
+                Ok(sluice_alert::load_rules(Some((
+                    &text,
+                    &path.display().to_string(),
+                )))?)
+            }
+            None => Ok(sluice_alert::load_rules(None)?),
+        }
+    }
+
+    pub fn notifier(&self, lake: &Path) -> anyhow::Result<Arc<dyn Notifier>> {
+        let mut channels: Vec<Arc<dyn Notifier>> =
+            vec![Arc::new(OutboxNotifier::new(outbox_path(lake)))];
+        if !self.quiet_alerts {
+            channels.push(Arc::new(ConsoleNotifier));
+        }
+        if let Some(url) = &self.smtp_url {
+            let config = SmtpConfig {
+                url: url.clone(),
+                from: self.smtp_from.clone(),
+                to: self.smtp_to.clone(),
+            };
+            channels.push(Arc::new(SmtpNotifier::new(&config).context("--smtp-url")?));
+        }
+        Ok(Arc::new(Fanout(channels)))
+    }
+}
+
+pub fn store(lake: &Path) -> Arc<dyn ObjectStore> {
+    Arc::new(LocalDirStore::new(lake))
+}
+
+pub fn open_stream(lake: &Path, shards: usize) -> anyhow::Result<LocalStreamLog> {
+    let dir = stream_dir(lake);
+    LocalStreamLog::open(&dir, shards)
+        .with_context(|| format!("opening the local stream at {}", dir.display()))
+}
+
+pub fn aggregate_deps(
+    store: Arc<dyn ObjectStore>,
+    settings: sluice_aggregate::Settings,
+    metrics: Arc<Metrics>,
+) -> sluice_aggregate::Deps {
+    sluice_aggregate::Deps {
+        store,
+        settings,
+        metrics,
+    }
+}
+
+pub fn alert_deps(
+    store: Arc<dyn ObjectStore>,
+    args: &AlertArgs,
+    lake: &Path,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<sluice_alert::Deps> {
+    Ok(sluice_alert::Deps {
+        store,
+        notifier: args.notifier(lake)?,
+        rules: args.rules()?,
+        state_key: ALERT_STATE_KEY.into(),
+        metrics,
+    })
+}

@@ -1,0 +1,304 @@
+//! `sluice query`: SQL over the lake with DataFusion. Every table of `sluice_core::schema` is
+//! registered under its name with its Hive partition columns, so `WHERE dt = '…'` prunes
+//! directories before any file is opened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use sluice_core::schema::{self, Table};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// SQL to run (omit with --example or --file).
+    pub sql: Option<String>,
+    /// The lake directory written by `sluice run`.
+    #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]
+    pub lake: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Run a shipped example query by name (see --list-examples).
+    #[arg(long, conflicts_with_all = ["sql", "file"])]
+    pub example: Option<String>,
+    /// Read the SQL from a file.
+    #[arg(long, conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// List the shipped example queries.
+    #[arg(long)]
+    pub list_examples: bool,
+}
+
+/// Example queries shipped with sluice: the trading dashboard's tiles and more. The same text
+/// runs in Athena (Trino) and here.
+pub const EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "trades-count-by-type",
+        "Transaction count by trade type and side",
+        include_str!("../queries/trades-count-by-type.sql"),
+    ),
+    (
+        "trades-avg-price-per-minute",
+        "Average price per symbol per minute",
+        include_str!("../queries/trades-avg-price-per-minute.sql"),
+    ),
+    (
+        "trades-cumulative-quantity",
+        "Cumulative quantity traded per symbol over time",
+        include_str!("../queries/trades-cumulative-quantity.sql"),
+    ),
+    (
+        "trades-quantity-by-symbol",
+        "Total quantity traded per symbol",
+        include_str!("../queries/trades-quantity-by-symbol.sql"),
+    ),
+    (
+        "trades-volume-share",
+        "Each symbol's share of traded volume",
+        include_str!("../queries/trades-volume-share.sql"),
+    ),
+    (
+        "trades-moving-average-volatility",
+        "5-minute moving average and volatility of the 1-minute close, per symbol",
+        include_str!("../queries/trades-moving-average-volatility.sql"),
+    ),
+    (
+        "trades-ohlc-vwap",
+        "1-minute OHLC candles and VWAP per symbol",
+        include_str!("../queries/trades-ohlc-vwap.sql"),
+    ),
+    (
+        "telemetry-host-health",
+        "Per-host CPU, errors and latency per minute",
+        include_str!("../queries/telemetry-host-health.sql"),
+    ),
+    (
+        "clickstream-funnel",
+        "View → click → cart → purchase funnel",
+        include_str!("../queries/clickstream-funnel.sql"),
+    ),
+    (
+        "anomalies-recent",
+        "Most recent anomaly flags with their baselines",
+        include_str!("../queries/anomalies-recent.sql"),
+    ),
+    (
+        "quarantine-reasons",
+        "Why records were quarantined",
+        include_str!("../queries/quarantine-reasons.sql"),
+    ),
+];
+
+/// A session with every lake table registered. Tables with no data yet are empty, not errors.
+pub async fn session(lake: &Path) -> anyhow::Result<SessionContext> {
+    let ctx = SessionContext::new();
+    let root = lake.canonicalize().with_context(|| {
+        format!(
+            "lake directory {} does not exist (run `sluice run --lake {}` first)",
+            lake.display(),
+            lake.display()
+        )
+    })?;
+    for table in schema::all_tables() {
+        register(&ctx, &root, table).await?;
+    }
+    Ok(ctx)
+}
+
+async fn register(ctx: &SessionContext, root: &Path, table: &'static Table) -> anyhow::Result<()> {
+    let dir = root.join(table.prefix);
+    let partitions: Vec<(String, DataType)> = table
+        .partitions
+        .iter()
+        .map(|p| (p.to_string(), DataType::Utf8))
+        .collect();
+    let has_files = dir.is_dir()
+        && walk_has_parquet(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !has_files {
+        let mut fields: Vec<Field> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(
+            partitions
+                .iter()
+                .map(|(n, t)| Field::new(n, t.clone(), false)),
+        );
+        let schema = Arc::new(Schema::new(fields));
+        let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
+        ctx.register_table(table.name, Arc::new(empty))?;
+        return Ok(());
+    }
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partitions);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(table.schema());
+    ctx.register_table(table.name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+fn walk_has_parquet(dir: &Path) -> std::io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if walk_has_parquet(&path)? {
+                return Ok(true);
+            }
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub async fn run_sql(lake: &Path, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let ctx = session(lake).await?;
+    let df = ctx.sql(sql).await.context("planning the query")?;
+    df.collect().await.context("running the query")
+}
+
+pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    if args.list_examples {
+        for (name, about, _) in EXAMPLES {
+            println!("{name:36} {about}");
+        }
+        return Ok(());
+    }
+    let sql = match (&args.sql, &args.example, &args.file) {
+        (Some(sql), _, _) => sql.clone(),
+        (_, Some(name), _) => EXAMPLES
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, sql)| sql.to_string())
+            .with_context(|| {
+                format!("no example named {name:?}; see `sluice query --list-examples`")
+            })?,
+        (_, _, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        _ => bail!(
+            "give SQL, --example NAME or --file PATH (tables: {})",
+            table_names()
+        ),
+    };
+    let batches = run_sql(&args.lake, &sql).await?;
+    print(&batches, args.format)
+}
+
+fn table_names() -> String {
+    schema::all_tables()
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Table => {
+            writeln!(
+                out,
+                "{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(batches)?
+            )?;
+        }
+        Format::Csv => {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SchemaFormat {
+    /// Markdown tables (the README's "Lake tables" section).
+    Markdown,
+    /// Glue/Athena columns per table, as JSON (Terraform's glue tables are generated from it).
+    Glue,
+    /// Kusto `.create-merge table` commands.
+    Kusto,
+}
+
+#[derive(Args)]
+pub struct SchemaArgs {
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: SchemaFormat,
+}
+
+pub fn schema(args: SchemaArgs) -> anyhow::Result<()> {
+    match args.format {
+        SchemaFormat::Markdown => print!("{}", schema::markdown()),
+        SchemaFormat::Glue => {
+            let tables: serde_json::Map<String, serde_json::Value> = schema::all_tables()
+                .iter()
+                .map(|t| {
+                    let columns: Vec<serde_json::Value> = t
+                        .columns
+                        .iter()
+                        .map(|c| serde_json::json!({"name": c.name, "type": c.ty.glue(), "comment": c.doc}))
+                        .collect();
+                    (
+                        t.name.to_string(),
+                        serde_json::json!({"prefix": t.prefix, "partitions": t.partitions, "columns": columns}),
+                    )
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&tables)?);
+        }
+        SchemaFormat::Kusto => {
+            for t in schema::all_tables() {
+                let cols: Vec<String> = t
+                    .columns
+                    .iter()
+                    .map(|c| format!("{}: {}", c.name, c.ty.kusto()))
+                    .collect();
+                let parts: Vec<String> = t
+                    .partitions
+                    .iter()
+                    .map(|p| format!("{p}: string"))
+                    .collect();
+                println!(
+                    ".create-merge table {} ({})\n",
+                    t.name,
+                    [parts, cols].concat().join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -253,6 +253,9 @@ struct WireOut<'a> {
 pub enum DecodeError {
     #[error("record is not valid UTF-8 JSON: {0}")]
     Json(String),
+    /// Valid JSON, but a field has the wrong JSON type (e.g. a string where a number belongs).
+    #[error("wrong type: {0}")]
+    WrongType(String),
     #[error("missing field `{0}`")]
     Missing(&'static str),
     #[error("unknown scenario {0:?} (expected trades, telemetry or clickstream)")]
@@ -265,6 +268,7 @@ impl DecodeError {
     pub fn code(&self) -> &'static str {
         match self {
             DecodeError::Json(_) => "malformed_json",
+            DecodeError::WrongType(_) => "wrong_type",
             DecodeError::Missing(_) => "missing_field",
             DecodeError::UnknownScenario(_) => "unknown_scenario",
             DecodeError::Invalid { .. } => "invalid_value",
@@ -414,8 +418,10 @@ fn agreeing_key(
 /// Decodes and validates one record. `arrival_ms` (the stream's arrival timestamp), when known,
 /// bounds how far in the future an event may claim to be.
 pub fn decode(bytes: &[u8], arrival_ms: Option<i64>) -> Result<Event, DecodeError> {
-    let wire: Wire<'_> =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let wire: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => DecodeError::WrongType(e.to_string()),
+        _ => DecodeError::Json(e.to_string()),
+    })?;
     let scenario_text = required(wire.scenario, "scenario")?.0;
     let scenario = Scenario::parse(&scenario_text)
         .ok_or_else(|| DecodeError::UnknownScenario(scenario_text.into_owned()))?;
@@ -578,10 +584,8 @@ mod tests {
                 "missing_field",
             ),
             (trade_json("").replace("251.5", "-1"), "invalid_value"),
-            (
-                trade_json("").replace("251.5", "\"251.5\""),
-                "malformed_json",
-            ),
+            (trade_json("").replace("251.5", "\"251.5\""), "wrong_type"),
+            (trade_json("").replace("251.5,", "251.5"), "malformed_json"),
             (
                 trade_json("").replace(r#""quantity":100"#, r#""quantity":1.5"#),
                 "invalid_value",

@@ -353,7 +353,7 @@ pub static QUARANTINE: Table = Table {
         col(
             "reason_code",
             ColumnType::String,
-            "malformed_json, missing_field, unknown_scenario or invalid_value",
+            "malformed_json, wrong_type, missing_field, unknown_scenario or invalid_value",
         ),
         col(
             "reason",

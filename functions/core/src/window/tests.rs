@@ -257,7 +257,7 @@ fn windows_close_only_when_the_watermark_passes_their_end() {
     assert!(
         out.is_empty(),
         "watermark {:?} is before the first window's end",
-        engine.watermark_ms()
+        engine.watermark_ms(Scenario::Trades)
     );
     engine.push(&trade("A", BASE + 12_000, 1.0, 2));
     engine.advance(&mut out);

@@ -29,7 +29,7 @@ use sluice_core::lake::{
     self, BatchId, LakeError, LateRow, Lineage, QuarantineRow, group_by_partition, object_key,
 };
 use sluice_core::schema;
-use sluice_core::window::Placement;
+use sluice_core::window::{Placement, ROLLUP_KEY, rollup_label};
 use sluice_infra::metrics::Metrics;
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
 use thiserror::Error;
@@ -231,6 +231,7 @@ pub fn process_shard(
     }
     let mut out = Output::default();
     aggregator.advance(&mut out);
+    label_rollups(&mut out, shard_id);
     stats.events = events.len();
     stats.quarantined = quarantine.len();
     stats.late = late.len();
@@ -260,6 +261,7 @@ pub fn flush_shard(
     let mut aggregator = Aggregator::restore(settings.aggregate.clone(), prior.aggregator);
     let mut out = Output::default();
     aggregator.flush(&mut out);
+    label_rollups(&mut out, shard_id);
     let last = prior.last_sequence.clone().unwrap_or_else(|| "0".into());
     let batch = BatchId {
         shard_id: shard_id.to_string(),
@@ -363,6 +365,17 @@ fn encode_objects(
     }
 
     Ok(objects)
+}
+
+/// Rollup rows are this shard's part of a scenario total: say so in their key.
+fn label_rollups(out: &mut Output, shard_id: &str) {
+    let label = rollup_label(shard_id);
+    for w in out.windows.iter_mut().filter(|w| w.key == ROLLUP_KEY) {
+        w.key.clone_from(&label);
+    }
+    for a in out.anomalies.iter_mut().filter(|a| a.key == ROLLUP_KEY) {
+        a.key.clone_from(&label);
+    }
 }
 
 /// The state object of one shard: `{prefix}/{stream}/{shard}.json`.

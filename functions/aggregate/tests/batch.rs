@@ -219,10 +219,11 @@ struct Faulty {
 impl ObjectStore for Faulty {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         let mut got = self.inner.get(key).await?;
-        if self.stale_state && key.starts_with("state/") {
-            if let Some(obj) = &mut got {
-                obj.etag = ETag("stale".into());
-            }
+        if self.stale_state
+            && key.starts_with("state/")
+            && let Some(obj) = &mut got
+        {
+            obj.etag = ETag("stale".into());
         }
         Ok(got)
     }

@@ -11,7 +11,7 @@ use crate::aggregate::{AggregateConfig, Aggregator, Output};
 use crate::detect::{Anomaly, DetectorKind};
 use crate::event::Scenario;
 use crate::generate::{Generator, GeneratorConfig, PlantedAnomaly};
-use crate::window::ROLLUP_KEY;
+use crate::window::is_rollup;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
@@ -48,7 +48,7 @@ impl Score {
 
 fn overlaps(a: &Anomaly, truth: &PlantedAnomaly, grace_ms: i64) -> bool {
     a.scenario == truth.scenario
-        && (a.key == truth.key || a.key == ROLLUP_KEY)
+        && (a.key == truth.key || is_rollup(&a.key))
         && a.window_start_ms < truth.end_ms + grace_ms
         && a.window_end_ms > truth.start_ms
 }

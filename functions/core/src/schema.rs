@@ -193,7 +193,7 @@ pub static WINDOWS: Table = Table {
         col(
             "key",
             ColumnType::String,
-            "Partition key (symbol, host, user) or * for the scenario-wide rollup",
+            "Partition key (symbol, host, user), or *@<shard> for one shard's part of the scenario rollup",
         ),
         col(
             "window_name",
@@ -261,7 +261,7 @@ pub static ANOMALIES: Table = Table {
         col(
             "key",
             ColumnType::String,
-            "Partition key of the series, or * for the scenario-wide rollup",
+            "Partition key of the series, or *@<shard> for a shard's rollup",
         ),
         col("metric", ColumnType::String, "Detected metric"),
         col(

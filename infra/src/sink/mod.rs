@@ -63,5 +63,5 @@ pub fn shard_for(partition_key: &str, shards: usize) -> usize {
     use md5::{Digest, Md5};
     let digest = Md5::digest(partition_key.as_bytes());
     let hash = u128::from_be_bytes(digest.into());
-    ((hash >> 64) as u128 * shards as u128 >> 64) as usize
+    (((hash >> 64) * shards as u128) >> 64) as usize
 }

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Conditions are [evalexpr] expressions over the row's columns (see [`crate::schema`]), plus
-//! `scenario` and, for windows, `change` = (last − first) / first. Every mistake — TOML syntax,
+//! `scenario`, `is_rollup` (a `*@<shard>` rollup row) and, for windows, `change` =
+//! (last − first) / first. Every mistake — TOML syntax,
 //! an unknown field, an expression that does not parse or does not yield true/false — is an
 //! error at load time naming the rule and its line, never a silent non-match at run time.
 
@@ -151,7 +152,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Variables a rule on `source` may use.
 pub fn variables(source: Source) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = source.table().columns.iter().map(|c| c.name).collect();
-    names.extend(["scenario", "threshold"]);
+    names.extend(["scenario", "threshold", "is_rollup"]);
     if source == Source::Windows {
         names.push("change");
     }
@@ -286,6 +287,8 @@ impl RowContext {
 
     fn finish(&mut self, source: Source, threshold: Option<f64>) {
         self.push("threshold", Value::Float(threshold.unwrap_or(f64::NAN)));
+        let rollup = crate::window::is_rollup(&self.text("key"));
+        self.push("is_rollup", Value::Boolean(rollup));
         if source == Source::Windows {
             let first = self.float("first").unwrap_or(0.0);
             let last = self.float("last").unwrap_or(0.0);

@@ -157,8 +157,22 @@ pub struct EngineConfig {
     pub rollup: Vec<Scenario>,
 }
 
-/// The key every event of a rolled-up scenario also contributes to.
+/// The key every event of a rolled-up scenario also contributes to, inside one engine.
+///
+/// An engine sees one shard, so its rollup is that shard's part of the scenario total. The
+/// aggregate function labels those rows `*@<shard>` ([`rollup_label`]); summing the partials
+/// gives the scenario-wide figure (a cross-shard merge stage would be needed for one row).
 pub const ROLLUP_KEY: &str = "*";
+
+/// The key rollup rows carry in the lake: `*@<shard>`.
+pub fn rollup_label(shard_id: &str) -> String {
+    format!("{ROLLUP_KEY}@{shard_id}")
+}
+
+/// Whether a key names a rollup (engine-internal `*` or a lake label `*@<shard>`).
+pub fn is_rollup(key: &str) -> bool {
+    key.starts_with(ROLLUP_KEY)
+}
 
 impl EngineConfig {
     /// Tumbling 10 s (the detectors' input) and 1 min everywhere, hopping 5 min every minute for

@@ -78,6 +78,8 @@ fn arb_spec() -> impl Strategy<Value = WindowSpec> {
 
 /// (key, start, end) → (count, min, max, first, last) of `price`, from first principles.
 type Expected = BTreeMap<(String, i64, i64), (i64, f64, f64, f64, f64)>;
+/// (event time, arrival index, price) of one event.
+type Item = (i64, usize, f64);
 
 fn reference(events: &[Event], spec: WindowSpec, lateness: i64) -> Expected {
     // Late = older than (max seen so far - lateness) when it arrived.
@@ -94,8 +96,8 @@ fn reference(events: &[Event], spec: WindowSpec, lateness: i64) -> Expected {
         Payload::Trade(t) => t.price,
         _ => unreachable!(),
     };
-    let mut groups: BTreeMap<(String, i64, i64), Vec<(i64, usize, f64)>> = BTreeMap::new();
-    let mut by_key: BTreeMap<&str, Vec<(i64, usize, f64)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, i64, i64), Vec<Item>> = BTreeMap::new();
+    let mut by_key: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
     for (i, e) in &kept {
         by_key
             .entry(&e.key)
@@ -136,7 +138,7 @@ fn reference(events: &[Event], spec: WindowSpec, lateness: i64) -> Expected {
                 }
             }
             WindowSpec::Session { gap_ms, .. } => {
-                let mut current: Vec<(i64, usize, f64)> = Vec::new();
+                let mut current: Vec<Item> = Vec::new();
                 for it in &items {
                     if let Some(last) = current.last()
                         && it.0 - last.0 >= gap_ms

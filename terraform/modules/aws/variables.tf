@@ -1,0 +1,374 @@
+################################################################################
+# General
+################################################################################
+
+variable "name" {
+  description = "Name prefix for every resource (functions are named <name>-<fn>, the stream <name>, the bucket <name>-lake-<account>-<region>). Lower case letters, digits and hyphens."
+  type        = string
+  default     = "sluice"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.name))
+    error_message = "name must be 2-20 characters (bucket names add account id and region and stop at 63): lower case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the lake and log buckets even when they still hold objects. Keep false outside throwaway environments."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# Lambda functions
+################################################################################
+
+variable "source_dir" {
+  description = "Repository root: the directory holding target/lambda/<fn>/bootstrap.zip as produced by `cargo lambda build --release --output-format zip` (x86_64) or with `--arm64` (arm64)."
+  type        = string
+}
+
+variable "architecture" {
+  description = "Lambda instruction set: x86_64 (what the project's own build produces) or arm64 (build with `cargo lambda build --release --arm64 --output-format zip` after `rustup target add aarch64-unknown-linux-gnu`)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory (MB) per function. aggregate holds one full batch (up to ~6 MB of payload, ~7,500 trade records) plus the Parquet encoders, hence the larger default."
+  type        = map(number)
+  default = {
+    generate  = 256
+    fetch     = 256
+    aggregate = 1024
+    alert     = 256
+  }
+
+  validation {
+    condition     = alltrue([for fn in ["generate", "fetch", "aggregate", "alert"] : contains(keys(var.lambda_memory_mb), fn)])
+    error_message = "lambda_memory_mb needs an entry for each of generate, fetch, aggregate and alert."
+  }
+}
+
+variable "lambda_timeout_s" {
+  description = "Timeout (seconds) per function. Keep generate and fetch below their schedule period."
+  type        = map(number)
+  default = {
+    generate  = 50
+    fetch     = 50
+    aggregate = 120
+    alert     = 60
+  }
+
+  validation {
+    condition     = alltrue([for fn in ["generate", "fetch", "aggregate", "alert"] : contains(keys(var.lambda_timeout_s), fn)])
+    error_message = "lambda_timeout_s needs an entry for each of generate, fetch, aggregate and alert."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrent executions per function; -1 means unreserved. generate and fetch are scheduled singletons: 1 stops an overlapping tick from racing the previous one (their state write is conditional anyway). Accounts whose concurrency quota is still 10 cannot reserve anything: set all to -1 there."
+  type        = map(number)
+  default = {
+    generate  = 1
+    fetch     = 1
+    aggregate = -1
+    alert     = -1
+  }
+
+  validation {
+    condition     = alltrue([for fn in ["generate", "fetch", "aggregate", "alert"] : contains(keys(var.lambda_reserved_concurrency), fn)])
+    error_message = "lambda_reserved_concurrency needs an entry for each of generate, fetch, aggregate and alert."
+  }
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing mode for every function: Active (sample and send traces) or PassThrough."
+  type        = string
+  default     = "Active"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "tracing_mode must be Active or PassThrough."
+  }
+}
+
+variable "log_level" {
+  description = "SLUICE_LOG for every function: a tracing filter such as info, debug or sluice_aggregate=debug,info."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Retention of each function's CloudWatch log group, in days (a value CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  type        = number
+  default     = 30
+}
+
+################################################################################
+# Producers: generate and fetch
+################################################################################
+
+variable "sink" {
+  description = "Where generate and fetch send events (SLUICE_SINK): kinesis (the stream created here) or eventhubs (an Azure Event Hub; set eventhubs_namespace and eventhubs_name, and put the send-only connection string into the secret output as eventhubs_secret_arn)."
+  type        = string
+  default     = "kinesis"
+
+  validation {
+    condition     = contains(["kinesis", "eventhubs"], var.sink)
+    error_message = "sink must be kinesis or eventhubs."
+  }
+}
+
+variable "eventhubs_namespace" {
+  description = "Event Hubs namespace host (e.g. mynamespace.servicebus.windows.net) when sink = eventhubs."
+  type        = string
+  default     = ""
+}
+
+variable "eventhubs_name" {
+  description = "Event Hub name when sink = eventhubs."
+  type        = string
+  default     = ""
+}
+
+variable "generate_enabled" {
+  description = "Whether the generate schedule is enabled."
+  type        = bool
+  default     = true
+}
+
+variable "generate_schedule" {
+  description = "EventBridge Scheduler expression for generate, e.g. rate(1 minute)."
+  type        = string
+  default     = "rate(1 minute)"
+}
+
+variable "generate_scenarios" {
+  description = "Scenarios generate produces (SLUICE_SCENARIOS)."
+  type        = list(string)
+  default     = ["trades", "telemetry", "clickstream"]
+
+  validation {
+    condition     = length(var.generate_scenarios) > 0 && alltrue([for s in var.generate_scenarios : contains(["trades", "telemetry", "clickstream"], s)])
+    error_message = "generate_scenarios must be a non-empty subset of trades, telemetry and clickstream."
+  }
+}
+
+variable "generate_rate" {
+  description = "Events per second per scenario that generate produces (SLUICE_RATE)."
+  type        = number
+  default     = 20
+}
+
+variable "generate_seed" {
+  description = "Seed of the generators (SLUICE_SEED): the same seed and start replays the same stream."
+  type        = number
+  default     = 42
+}
+
+variable "fetch_url" {
+  description = "HTTP API URL fetch polls (SLUICE_FETCH_URL). Empty disables the fetch schedule (the function is still deployed)."
+  type        = string
+  default     = ""
+}
+
+variable "fetch_schedule" {
+  description = "EventBridge Scheduler expression for fetch, e.g. rate(5 minutes)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "fetch_auth_header" {
+  description = "HTTP header that carries the API key read from the fetch secret (SLUICE_FETCH_AUTH_HEADER)."
+  type        = string
+  default     = "Authorization"
+}
+
+variable "fetch_mapping" {
+  description = "TOML text of the API response → event mapping (SLUICE_FETCH_MAPPING). All of a function's environment variables together must stay under Lambda's 4 KB limit."
+  type        = string
+  default     = ""
+}
+
+################################################################################
+# Stream and aggregate
+################################################################################
+
+variable "kinesis_stream_mode" {
+  description = "Kinesis capacity mode: ON_DEMAND or PROVISIONED (then kinesis_shard_count applies)."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.kinesis_stream_mode)
+    error_message = "kinesis_stream_mode must be ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "kinesis_shard_count" {
+  description = "Shard count when kinesis_stream_mode = PROVISIONED."
+  type        = number
+  default     = 1
+}
+
+variable "kinesis_retention_hours" {
+  description = "Kinesis record retention in hours (24-8760): how long a stuck aggregate can fall behind before records are lost."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.kinesis_retention_hours >= 24 && var.kinesis_retention_hours <= 8760
+    error_message = "kinesis_retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "aggregate_batch_size" {
+  description = "Largest Kinesis batch handed to aggregate. Lambda's 6 MB invoke payload holds ~7,500 trade records (each ~190 bytes plus ~500 bytes of envelope), so 5000 leaves headroom; larger values are capped by the payload anyway."
+  type        = number
+  default     = 5000
+
+  validation {
+    condition     = var.aggregate_batch_size >= 1 && var.aggregate_batch_size <= 10000
+    error_message = "aggregate_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "aggregate_batching_window_s" {
+  description = "Seconds the event source mapping waits to fill a batch (maximum_batching_window_in_seconds, 0-300)."
+  type        = number
+  default     = 5
+}
+
+variable "aggregate_parallelization_factor" {
+  description = "Concurrent batches per shard (1-10). aggregate keeps one state object per shard, committed with a conditional put, so values above 1 make same-shard invocations conflict and retry: keep 1 unless the state layout changes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.aggregate_parallelization_factor >= 1 && var.aggregate_parallelization_factor <= 10
+    error_message = "aggregate_parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "aggregate_maximum_retry_attempts" {
+  description = "Retries of a failing batch before its shard/sequence range is sent to the DLQ and the shard moves on (0-10000)."
+  type        = number
+  default     = 5
+}
+
+variable "aggregate_maximum_record_age_s" {
+  description = "Records older than this are sent to the DLQ instead of processed (60-604800, or -1 for no limit)."
+  type        = number
+  default     = -1
+}
+
+variable "aggregate_lateness" {
+  description = "Allowed lateness (SLUICE_LATENESS): the watermark trails the largest event time by this much, e.g. 5s."
+  type        = string
+  default     = "5s"
+}
+
+variable "aggregate_extra_windows" {
+  description = "Extra window specs beyond the built-in ones (SLUICE_WINDOWS), comma separated, e.g. sliding:30s. Empty for none."
+  type        = string
+  default     = ""
+}
+
+################################################################################
+# Alerts
+################################################################################
+
+variable "alert_rules_key" {
+  description = "S3 key (inside the lake bucket) of a rules TOML file (SLUICE_RULES_KEY). Empty uses the built-in rules."
+  type        = string
+  default     = ""
+}
+
+variable "alert_emails" {
+  description = "Email addresses subscribed to the alert topic. Each one receives a confirmation mail that must be accepted."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_email_filter_policy" {
+  description = "Optional SNS filter policy (JSON) applied to every email subscription, on the message attributes severity, scenario and key. Example: jsonencode({ severity = [\"critical\"] }). Empty delivers every alert."
+  type        = string
+  default     = ""
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Alarm when aggregate falls this far (milliseconds) behind the stream's newest record."
+  type        = number
+  default     = 300000
+}
+
+################################################################################
+# Lake, Glue and Athena
+################################################################################
+
+# Versioning defaults to off. Lake keys are deterministic (a redelivered batch rewrites the
+# same key with identical bytes) and the state objects are protected by conditional writes
+# (If-Match / If-None-Match), so versions would mostly store duplicates and cost money.
+# Turn it on when protection against accidental deletes is worth that storage.
+variable "lake_versioning" {
+  description = "Enable S3 versioning on the lake bucket. Off by default: keys are deterministic and redelivery overwrites identical bytes, so versions mostly add cost; state objects use conditional writes instead."
+  type        = bool
+  default     = false
+}
+
+variable "raw_expiration_days" {
+  description = "Days after which objects under raw/ expire. 0 keeps them forever."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.raw_expiration_days >= 0
+    error_message = "raw_expiration_days must be 0 (never) or a positive number of days."
+  }
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days after which noncurrent object versions expire (only matters when lake_versioning is on or was on)."
+  type        = number
+  default     = 7
+}
+
+variable "athena_results_expiration_days" {
+  description = "Days after which Athena query results under athena-results/ expire."
+  type        = number
+  default     = 7
+}
+
+variable "projection_start_date" {
+  description = "First dt (yyyy-MM-dd) of the Glue partition projection range; the range ends at NOW."
+  type        = string
+  default     = "2025-01-01"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.projection_start_date))
+    error_message = "projection_start_date must look like 2025-01-01."
+  }
+}
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Athena cancels a query in the workgroup once it has scanned this many bytes (minimum 10485760)."
+  type        = number
+  default     = 10737418240
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff >= 10485760
+    error_message = "athena_bytes_scanned_cutoff must be at least 10485760 (10 MB)."
+  }
+}

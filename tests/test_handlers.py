@@ -1,0 +1,140 @@
+"""Handlers invoked through `sluice invoke` on real Lambda payloads; results read back with
+pyarrow. Alert email delivered to a real SMTP server (aiosmtpd)."""
+
+import base64
+import hashlib
+import json
+import socket
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import outbox, parquet_files
+
+ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/sluice-events"
+
+
+def kinesis_event(payloads, shard="shardId-000000000007", first_seq=100, arrival=1795496410.0):
+    records = []
+    for i, data in enumerate(payloads):
+        seq = str(first_seq + i)
+        records.append({
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": seq,
+                        "data": base64.b64encode(data).decode(), "approximateArrivalTimestamp": arrival + i},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"{shard}:{seq}",
+            "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/x",
+            "awsRegion": "eu-west-1", "eventSourceARN": ARN,
+        })
+    return {"Records": records}
+
+
+def trade(i, minute, price=190.0):
+    return json.dumps({"scenario": "trades", "event_id": f"h-{i}", "event_time": f"2026-11-24T05:{minute:02d}:{i % 60:02d}Z",
+                       "key": "AAPL", "symbol": "AAPL", "side": "SELL", "price": price, "quantity": 7,
+                       "trade_type": "MARKET"}).encode()
+
+
+GARBAGE = {
+    "malformed_json": b'{"scenario": "trades", "event_id": ',
+    "missing_field": json.dumps({"scenario": "trades", "event_id": "g2", "event_time": "2026-11-24T05:00:00Z",
+                                 "symbol": "AAPL", "side": "BUY", "quantity": 1, "trade_type": "LIMIT"}).encode(),
+    "invalid_value": json.dumps({"scenario": "telemetry", "event_id": "g3", "event_time": "2026-11-24T05:00:00Z",
+                                 "host": "h", "cpu_pct": 250.0, "mem_pct": 1, "error_count": 0, "latency_ms": 1}).encode(),
+    "wrong_type": json.dumps({"scenario": "clickstream", "event_id": "g4", "event_time": "2026-11-24T05:00:00Z",
+                              "user_id": "u", "product_id": "p", "action": "view", "amount": [1]}).encode(),
+    "unknown_scenario": json.dumps({"scenario": "weather", "event_id": "g5"}).encode(),
+}
+
+
+def digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_garbage_is_quarantined_exactly_with_bytes_and_reasons(sluice, tmp_path):
+    good = [trade(i, 0) for i in range(20)] + [trade(i, 2) for i in range(20, 30)]
+    payloads = good[:10] + list(GARBAGE.values()) + good[10:]
+    event = tmp_path / "batch.json"
+    event.write_text(json.dumps(kinesis_event(payloads)))
+    lake = tmp_path / "lake"
+    out = json.loads(sluice("invoke", "aggregate", "--event", event, "--lake", lake).stdout)
+    assert out == {"batchItemFailures": []}
+
+    rows = []
+    for f in parquet_files(lake, "quarantine"):
+        rows.extend(pq.read_table(f).to_pylist())
+    assert len(rows) == len(GARBAGE), rows
+    by_code = {r["reason_code"]: r for r in rows}
+    assert set(by_code) == set(GARBAGE)
+    for code, raw in GARBAGE.items():
+        assert by_code[code]["raw"] == raw, code
+        assert by_code[code]["reason"], code
+    assert "price" in by_code["missing_field"]["reason"]
+    assert "cpu_pct" in by_code["invalid_value"]["reason"] and "250" in by_code["invalid_value"]["reason"]
+    assert "weather" in by_code["unknown_scenario"]["reason"]
+    # The good records are all in raw, none lost.
+    raw_ids = {r["event_id"] for f in parquet_files(lake, "raw") for r in pq.read_table(f).to_pylist()}
+    assert raw_ids == {f"h-{i}" for i in range(30)}
+
+
+def test_same_batch_twice_leaves_the_lake_byte_identical(sluice, tmp_path):
+    payloads = [trade(i, m) for m in range(0, 3) for i in range(m * 60, m * 60 + 40)]
+    event = tmp_path / "batch.json"
+    event.write_text(json.dumps(kinesis_event(payloads, arrival=1795496700.0)))
+    lake = tmp_path / "lake"
+    sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+    first = digest(lake)
+    assert any(k.startswith("windows/") for k in first), first
+    sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+    assert digest(lake) == first
+
+
+def test_a_bad_rules_file_is_a_clear_error_naming_the_line(sluice, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "x"\nsource = "windows"\nwhen = "avgg > 1"\nseverity = "info"\n')
+    proc = sluice("run", "--duration", "1s", "--lake", tmp_path / "lake", "--rules", rules, check=False)
+    assert proc.returncode != 0
+    assert f"{rules}:4:" in proc.stderr and "avgg" in proc.stderr, proc.stderr
+    rules.write_text('[[rule]]\nname = "x"\nsource = "windowz"\nwhen = "true"\nseverity = "info"\n')
+    proc = sluice("run", "--duration", "1s", "--lake", tmp_path / "lake", "--rules", rules, check=False)
+    assert proc.returncode != 0 and "line 3" in proc.stderr, proc.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_alerts_arrive_by_email_on_a_real_smtp_server(sluice, tmp_path):
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode()))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        lake = tmp_path / "lake"
+        sluice("run", "--duration", "1s", "--history", "12m", "--rate", "30", "--scenario", "trades",
+               "--quiet", "--lake", lake, "--smtp-url", f"smtp://127.0.0.1:{port}",
+               "--smtp-from", "sluice@example.com", "--smtp-to", "oncall@example.com")
+        deadline = time.time() + 5
+        while not received and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        controller.stop()
+    alerts = outbox(lake)
+    assert alerts, "the default rules fired nothing"
+    assert len(received) == len(alerts), "every alert in the outbox was also emailed"
+    sender, rcpts, content = received[0]
+    assert sender == "sluice@example.com" and rcpts == ["oncall@example.com"]
+    assert "Subject: [" in content and "Rule:" in content and "Inspect:" in content
+    subjects = {line for _, _, c in received for line in c.splitlines() if line.startswith("Subject:")}
+    assert any(a["rule"] in s for a in alerts for s in subjects)

@@ -5,9 +5,13 @@
 //! - [`store`]: [`store::ObjectStore`] — the lake and function state (S3, local directory).
 //! - [`sink`]: [`sink::EventSink`] — where generate/fetch put events (Kinesis, Event Hubs, local log).
 //! - [`notify`]: [`notify::Notifier`] — where alerts go (SNS, SMTP, console, JSONL outbox).
+//! - [`config`]: environment variables read at cold start, with errors that name them.
 //! - [`metrics`]: counters the handlers bump, for progress output and logs.
 //! - [`secret`]: [`secret::SecretSource`] — API keys (Secrets Manager, environment).
 
+pub mod config;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod metrics;
 pub mod notify;
 pub mod secret;

@@ -29,10 +29,14 @@ use sluice_core::lake::{
     self, BatchId, LakeError, LateRow, Lineage, QuarantineRow, group_by_partition, object_key,
 };
 use sluice_core::schema;
-use sluice_core::window::{Placement, ROLLUP_KEY, rollup_label};
+use sluice_core::time::parse_duration_ms;
+use sluice_core::window::{Placement, ROLLUP_KEY, WindowDef, WindowSpec, rollup_label};
 use sluice_infra::metrics::Metrics;
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
 use thiserror::Error;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 /// Settings of the aggregate function.
 #[derive(Debug, Clone)]
@@ -51,6 +55,28 @@ impl Default for Settings {
             state_prefix: "state/aggregate".into(),
             write_concurrency: 8,
         }
+    }
+}
+
+impl Settings {
+    /// The default windows plus `extra` specs (e.g. `sliding:30s`) for every scenario, and the
+    /// allowed lateness (e.g. `5s`). Errors say which value is wrong.
+    pub fn with_windows(extra: &[&str], lateness: &str) -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        let config = &mut settings.aggregate;
+        for text in extra.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            let spec = WindowSpec::parse(text).map_err(|e| e.to_string())?;
+            if !config.engine.windows.iter().any(|d| d.spec == spec) {
+                config.engine.windows.push(WindowDef {
+                    spec,
+                    scenarios: Scenario::ALL.to_vec(),
+                });
+            }
+        }
+        config.engine.allowed_lateness_ms =
+            parse_duration_ms(lateness).map_err(|e| format!("allowed lateness: {e}"))?;
+        config.validate()?;
+        Ok(settings)
     }
 }
 

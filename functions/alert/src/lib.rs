@@ -20,6 +20,9 @@ use sluice_infra::notify::Notifier;
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
 use thiserror::Error;
 
+#[cfg(feature = "lambda")]
+pub mod lambda;
+
 /// The rules shipped with sluice, used when no rules file is configured.
 pub const DEFAULT_RULES: &str = include_str!("../rules.default.toml");
 

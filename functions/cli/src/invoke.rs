@@ -65,7 +65,7 @@ struct FileSource(PathBuf);
 impl sluice_fetch::ApiSource for FileSource {
     async fn fetch(&self) -> Result<Vec<u8>, sluice_fetch::FetchError> {
         std::fs::read(&self.0)
-            .map_err(|e| sluice_fetch::FetchError::Http(format!("{}: {e}", self.0.display())))
+            .map_err(|e| sluice_fetch::FetchError::Transport(format!("{}: {e}", self.0.display())))
     }
     fn describe(&self) -> String {
         format!("file {}", self.0.display())

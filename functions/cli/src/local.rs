@@ -7,11 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_core::aggregate::AggregateConfig;
-use sluice_core::event::Scenario;
 use sluice_core::rules::RuleSet;
-use sluice_core::time::parse_duration_ms;
-use sluice_core::window::{WindowDef, WindowSpec};
 use sluice_infra::metrics::Metrics;
 use sluice_infra::notify::{
     ConsoleNotifier, Fanout, Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier,
@@ -42,23 +38,9 @@ pub struct WindowArgs {
 
 impl WindowArgs {
     pub fn aggregate_settings(&self) -> anyhow::Result<sluice_aggregate::Settings> {
-        let mut config = AggregateConfig::default();
-        for text in &self.windows {
-            let spec = WindowSpec::parse(text)?;
-            if !config.engine.windows.iter().any(|d| d.spec == spec) {
-                config.engine.windows.push(WindowDef {
-                    spec,
-                    scenarios: Scenario::ALL.to_vec(),
-                });
-            }
-        }
-        config.engine.allowed_lateness_ms = parse_duration_ms(&self.lateness)
-            .with_context(|| format!("--lateness {}", self.lateness))?;
-        config.validate().map_err(anyhow::Error::msg)?;
-        Ok(sluice_aggregate::Settings {
-            aggregate: config,
-            ..Default::default()
-        })
+        let extra: Vec<&str> = self.windows.iter().map(String::as_str).collect();
+        sluice_aggregate::Settings::with_windows(&extra, &self.lateness)
+            .map_err(|e| anyhow::anyhow!("--window/--lateness: {e}"))
     }
 }
 

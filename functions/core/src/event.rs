@@ -376,6 +376,18 @@ fn bounded(value: Option<f64>, field: &'static str, lo: f64, hi: f64) -> Result<
     Ok(v)
 }
 
+/// A strictly positive value no larger than `hi` (prices).
+fn positive(value: Option<f64>, field: &'static str, hi: f64) -> Result<f64, DecodeError> {
+    let v = required(value, field)?;
+    if !(v > 0.0 && v <= hi) {
+        return Err(invalid(
+            field,
+            format!("{v} must be positive and at most {hi}"),
+        ));
+    }
+    Ok(v)
+}
+
 fn whole(value: Option<f64>, field: &'static str, lo: f64, hi: f64) -> Result<i64, DecodeError> {
     let v = bounded(value, field, lo, hi)?;
     if v.fract() != 0.0 {
@@ -466,7 +478,7 @@ pub fn decode(bytes: &[u8], arrival_ms: Option<i64>) -> Result<Event, DecodeErro
                 "side",
                 &[("BUY", Side::Buy), ("SELL", Side::Sell)],
             )?,
-            price: bounded(wire.price, "price", f64::MIN_POSITIVE, 1e7)?,
+            price: positive(wire.price, "price", 1e7)?,
             quantity: whole(wire.quantity, "quantity", 1.0, 1e9)?,
             trade_type: choice(
                 wire.trade_type,

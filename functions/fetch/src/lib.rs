@@ -22,6 +22,11 @@ use sluice_infra::sink::{EventSink, OutRecord, SinkError};
 use sluice_infra::store::{ObjectStore, StoreError};
 use thiserror::Error;
 
+#[cfg(feature = "lambda")]
+pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+
 /// How an API response becomes events.
 ///
 /// ```toml
@@ -144,8 +149,13 @@ pub trait ApiSource: Send + Sync {
 
 #[derive(Debug, Error)]
 pub enum FetchError {
+    /// The API answered with a status a retry will not fix (e.g. 401, 404).
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
     #[error("{0}")]
-    Http(String),
+    Transport(String),
+    #[error("gave up after {attempts} attempts; last: {last}")]
+    GaveUp { attempts: u32, last: String },
 }
 
 pub struct Deps {

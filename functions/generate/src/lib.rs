@@ -23,6 +23,9 @@ use sluice_infra::sink::{EventSink, OutRecord, SinkError};
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
 use thiserror::Error;
 
+#[cfg(feature = "lambda")]
+pub mod lambda;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub scenarios: Vec<Scenario>,

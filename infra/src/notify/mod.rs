@@ -2,6 +2,8 @@
 
 mod console;
 mod smtp;
+#[cfg(feature = "aws")]
+mod sns;
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use thiserror::Error;
 
 pub use console::{ConsoleNotifier, OutboxNotifier};
 pub use smtp::{SmtpConfig, SmtpNotifier};
+#[cfg(feature = "aws")]
+pub use sns::{SnsNotifier, sns_message, sns_subject};
 
 #[derive(Debug, Error)]
 pub enum NotifyError {

@@ -3,6 +3,11 @@
 use async_trait::async_trait;
 use thiserror::Error;
 
+#[cfg(feature = "aws")]
+mod secrets_manager;
+#[cfg(feature = "aws")]
+pub use secrets_manager::SecretsManagerSource;
+
 /// A secret value that does not print itself.
 #[derive(Clone)]
 pub struct Secret(String);

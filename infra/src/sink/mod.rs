@@ -1,11 +1,19 @@
 //! Where producers (generate, fetch) put events.
 
+#[cfg(feature = "aws")]
+mod kinesis;
 mod local_log;
+#[cfg(feature = "aws")]
+mod select;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
+#[cfg(feature = "aws")]
+pub use kinesis::{KinesisSink, RetryPolicy, plan_calls};
 pub use local_log::{LocalStreamLog, LogRecord};
+#[cfg(feature = "aws")]
+pub use select::sink_from_env;
 
 /// One record to send: the partition key picks the shard, so one key's events stay in order.
 #[derive(Debug, Clone, PartialEq)]

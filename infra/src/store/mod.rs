@@ -1,11 +1,15 @@
 //! Object storage for the lake and for function state.
 
 mod local;
+#[cfg(feature = "aws")]
+mod s3;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use local::LocalDirStore;
+#[cfg(feature = "aws")]
+pub use s3::S3Store;
 
 /// Opaque version tag of an object's content (S3's ETag; an MD5 of the bytes locally).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

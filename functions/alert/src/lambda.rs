@@ -1,0 +1,60 @@
+//! Lambda wiring for alert.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `SLUICE_BUCKET` | lake bucket: objects to evaluate, cooldown state, the rules file (required) |
+//! | `SLUICE_TOPIC_ARN` | SNS topic alerts are published to (required) |
+//! | `SLUICE_RULES_KEY` | key of a rules TOML in the bucket; the built-in rules when unset |
+
+use std::sync::Arc;
+
+use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
+use sluice_infra::lambda::diagnostic;
+use sluice_infra::notify::SnsNotifier;
+use sluice_infra::store::{ObjectStore, S3Store};
+
+use crate::{Deps, HandlerError, load_rules};
+
+/// Where cooldown and dedup state lives in the bucket.
+pub const STATE_KEY: &str = "state/alert/state.json";
+
+impl Deps {
+    pub async fn from_env() -> Result<Deps, ConfigError> {
+        let bucket = required_env("SLUICE_BUCKET")?;
+        let topic = required_env("SLUICE_TOPIC_ARN")?;
+        let config = aws_config().await;
+        let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
+        let rules = match optional_env("SLUICE_RULES_KEY") {
+            None => load_rules(None),
+            Some(key) => {
+                let object = store
+                    .get(&key)
+                    .await
+                    .map_err(|e| ConfigError::invalid("SLUICE_RULES_KEY", &key, e))?
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "SLUICE_RULES_KEY",
+                            &key,
+                            format!("no such object in s3://{bucket}/"),
+                        )
+                    })?;
+                let text = String::from_utf8_lossy(&object.body).into_owned();
+                load_rules(Some((&text, &format!("s3://{bucket}/{key}"))))
+            }
+        }
+        .map_err(|e| ConfigError::invalid("SLUICE_RULES_KEY", "rules", e))?;
+        Ok(Deps {
+            store,
+            notifier: Arc::new(SnsNotifier::new(&config, topic)),
+            rules,
+            state_key: STATE_KEY.into(),
+            metrics: Default::default(),
+        })
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        diagnostic(e.is_retryable(), &e)
+    }
+}

@@ -1,0 +1,56 @@
+//! Lambda wiring for fetch.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `SLUICE_BUCKET` | bucket for quarantined responses and items (required) |
+//! | `SLUICE_FETCH_URL` | the API to call (required) |
+//! | `SLUICE_FETCH_SECRET_ARN` | Secrets Manager secret holding the API key (required) |
+//! | `SLUICE_FETCH_AUTH_HEADER` | header the key is sent in (default `Authorization`) |
+//! | `SLUICE_FETCH_MAPPING` | the response → event mapping, TOML (required) |
+//! | `SLUICE_SINK`, `SLUICE_STREAM_NAME`, … | the stream, as for generate |
+
+use std::sync::Arc;
+
+use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
+use sluice_infra::lambda::diagnostic;
+use sluice_infra::secret::{SecretSource, SecretsManagerSource};
+use sluice_infra::sink::sink_from_env;
+use sluice_infra::store::S3Store;
+
+use crate::http::{HttpApiSource, HttpPolicy};
+use crate::{Deps, HandlerError, Mapping};
+
+impl Deps {
+    pub async fn from_env() -> Result<Deps, ConfigError> {
+        let bucket = required_env("SLUICE_BUCKET")?;
+        let url = required_env("SLUICE_FETCH_URL")?;
+        let secret_arn = required_env("SLUICE_FETCH_SECRET_ARN")?;
+        let header =
+            optional_env("SLUICE_FETCH_AUTH_HEADER").unwrap_or_else(|| "Authorization".into());
+        let mapping_text = required_env("SLUICE_FETCH_MAPPING")?;
+        let mapping: Mapping = toml::from_str(&mapping_text)
+            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e.message()))?;
+        let config = aws_config().await;
+        // Read once per cold start; the value never reaches a log line.
+        let key = SecretsManagerSource::new(&config)
+            .get(&secret_arn)
+            .await
+            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_SECRET_ARN", &secret_arn, e))?;
+        let source = HttpApiSource::new(url, Some((header, key)), HttpPolicy::default())
+            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_URL", "(client)", e))?;
+        Ok(Deps {
+            source: Arc::new(source),
+            sink: sink_from_env(&config)?,
+            store: Arc::new(S3Store::new(&config, bucket)),
+            mapping,
+            metrics: Default::default(),
+        })
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let retryable = !matches!(e, HandlerError::Unmappable { .. });
+        diagnostic(retryable, &e)
+    }
+}

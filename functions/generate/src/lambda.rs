@@ -1,0 +1,73 @@
+//! Lambda wiring for generate.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `SLUICE_BUCKET` | bucket for generator state and ground truth (required) |
+//! | `SLUICE_SINK` | `kinesis` (default) or `eventhubs` |
+//! | `SLUICE_STREAM_NAME` | Kinesis stream (required for `kinesis`) |
+//! | `SLUICE_SCENARIOS` | comma list of trades, telemetry, clickstream (default all) |
+//! | `SLUICE_RATE` | events per second per scenario (default 100) |
+//! | `SLUICE_SEED` | seed of the synthetic streams (default 42) |
+//! | `SLUICE_EVENTHUBS_NAMESPACE`, `SLUICE_EVENTHUBS_NAME`, `SLUICE_EVENTHUBS_SECRET_ARN` | Event Hubs target (for `eventhubs`) |
+
+use std::sync::Arc;
+
+use sluice_core::event::Scenario;
+use sluice_infra::config::{ConfigError, aws_config, optional_env, parse_value, required_env};
+use sluice_infra::lambda::diagnostic;
+use sluice_infra::sink::sink_from_env;
+use sluice_infra::store::S3Store;
+
+use crate::{Deps, HandlerError, Settings};
+
+pub fn settings_from_env() -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    if let Some(list) = optional_env("SLUICE_SCENARIOS") {
+        settings.scenarios = list
+            .split(',')
+            .map(|s| {
+                Scenario::parse(s.trim()).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "SLUICE_SCENARIOS",
+                        &list,
+                        format!("unknown scenario {s:?}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(rate) = optional_env("SLUICE_RATE") {
+        settings.rate_per_s = parse_value("SLUICE_RATE", &rate)?;
+        if !(settings.rate_per_s > 0.0 && settings.rate_per_s <= 1e6) {
+            return Err(ConfigError::invalid(
+                "SLUICE_RATE",
+                &rate,
+                "must be in (0, 1000000]",
+            ));
+        }
+    }
+    if let Some(seed) = optional_env("SLUICE_SEED") {
+        settings.seed = parse_value("SLUICE_SEED", &seed)?;
+    }
+    Ok(settings)
+}
+
+impl Deps {
+    pub async fn from_env() -> Result<Deps, ConfigError> {
+        let bucket = required_env("SLUICE_BUCKET")?;
+        let settings = settings_from_env()?;
+        let config = aws_config().await;
+        Ok(Deps {
+            sink: sink_from_env(&config)?,
+            store: Arc::new(S3Store::new(&config, bucket)),
+            settings,
+            metrics: Default::default(),
+        })
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        diagnostic(e.is_retryable(), &e)
+    }
+}

@@ -1,0 +1,40 @@
+//! What every Lambda binary does the same way: logging set up for CloudWatch, and init failures
+//! reported with the message that names what is wrong.
+
+use lambda_runtime::Diagnostic;
+
+use crate::config::optional_env;
+
+/// Plain-text logs without colours or timestamps (CloudWatch adds them); level from `SLUICE_LOG`.
+pub fn init_logging() {
+    let filter = optional_env("SLUICE_LOG").unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .without_time()
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Ends a cold start that cannot work: the message goes to the log and the process exits
+/// non-zero, which Lambda reports as an init error.
+pub fn fail_init(function: &str, error: &dyn std::fmt::Display) -> ! {
+    tracing::error!("{function}: cannot start: {error}");
+    eprintln!("{function}: cannot start: {error}");
+    std::process::exit(1)
+}
+
+/// A handler error as Lambda reports it; `error_type` says whether a retry can help.
+pub fn diagnostic(retryable: bool, error: &dyn std::fmt::Display) -> Diagnostic {
+    Diagnostic {
+        error_type: if retryable {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        }
+        .into(),
+        error_message: error.to_string(),
+    }
+}

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# sluice's test command (README "Run the tests"): formatting, lints, the Rust test suites, then
-# the end-to-end tests that drive the real `sluice` binary and read its output with DuckDB,
-# pyarrow and a real SMTP server, then the Terraform checks.
+# sluice's test command (README "Two commands"): formatting, lints, the Rust test suites, then
+# end-to-end tests that drive the real binaries and read their output with independent tools:
+# DuckDB/pyarrow over the local lake, a real SMTP server, the Lambda binaries against moto
+# server through the Lambda Runtime API, and the Terraform checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 VENVS="${SLUICE_VENV_DIR:-$HOME/.cache/sluice-venvs}"
+export SLUICE_VENV_DIR="$VENVS"
 step() { printf '\n== %s\n' "$*"; }
+
+# A virtualenv per tool set, (re)installed only when its requirements change.
+venv() {
+    local name=$1 requirements=$2 dir="$VENVS/$1"
+    [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+    if ! cmp -s "$requirements" "$dir/.sluice-requirements"; then
+        "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$dir/.sluice-requirements"
+    fi
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,24 +26,29 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo nextest (unit, property and handler tests)"
-cargo nextest run --workspace
+step "python environments ($VENVS)"
+venv e2e tests/requirements.txt
+venv aws tests/aws/requirements.txt
 
-step "build the sluice binary for the end-to-end tests"
-cargo build -p sluice
+step "cargo nextest (unit, property, handler and adapter tests; S3 conformance on moto)"
+SLUICE_MOTO_SERVER="$VENVS/aws/bin/moto_server" cargo nextest run --workspace
 
-step "python test environment ($VENVS/e2e)"
-[ -x "$VENVS/e2e/bin/python" ] || python3 -m venv "$VENVS/e2e"
-"$VENVS/e2e/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+step "build the sluice CLI and the Lambda binaries"
+cargo build --workspace --bins
 
-if [ -x terraform/checks/checkov.sh ] || [ -f terraform/checks/checkov.sh ]; then
-    step "terraform: checkov"
+if [ -f terraform/checks/checkov.sh ]; then
+    step "terraform: checkov (zero failed checks)"
     bash terraform/checks/checkov.sh
 fi
 if [ -f terraform/checks/contract.sh ]; then
-    step "terraform: contract tests"
-    SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" bash terraform/checks/contract.sh
+    step "terraform: contract tests against the code, Athena SQL (sqlglot) and KQL (Kusto's parser)"
+    kusto="$VENVS/npm/node_modules/@kusto/language-service-next"
+    [ -f "$kusto/package.json" ] || npm install --silent --no-audit --no-fund --prefix "$VENVS/npm" @kusto/language-service-next@12.4.1
+    SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" SLUICE_KUSTO_LS="$kusto" bash terraform/checks/contract.sh
 fi
 
-step "end-to-end tests (pytest)"
-SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" "$VENVS/e2e/bin/pytest" -q tests --ignore=tests/terraform
+step "local end-to-end tests (pytest)"
+SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" "$VENVS/e2e/bin/pytest" -q tests --ignore=tests/terraform --ignore=tests/aws
+
+step "AWS end-to-end tests: Lambda binaries on moto (pytest)"
+SLUICE_LAMBDA_BIN_DIR="$CARGO_TARGET_DIR/debug" SLUICE_AWS_REQUIRE_BINARIES=1 bash tests/aws/run.sh

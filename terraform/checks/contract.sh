@@ -10,20 +10,21 @@ set -euo pipefail
 
 HCL2_VERSION="8.1.4"
 PYTEST_VERSION="9.2.0"
+SQLGLOT_VERSION="30.30.0"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${SLUICE_VENV_DIR:-${HOME}/.cache/sluice-venvs}/hcl"
 
 installed() {
-  "${venv}/bin/python" - "$HCL2_VERSION" "$PYTEST_VERSION" <<'PY' 2>/dev/null
+  "${venv}/bin/python" - "$HCL2_VERSION" "$PYTEST_VERSION" "$SQLGLOT_VERSION" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if (version("python-hcl2"), version("pytest")) == (sys.argv[1], sys.argv[2]) else 1)
+sys.exit(0 if (version("python-hcl2"), version("pytest"), version("sqlglot")) == (sys.argv[1], sys.argv[2], sys.argv[3]) else 1)
 PY
 }
 
 if [ ! -x "${venv}/bin/python" ] || ! installed; then
   python3 -m venv "${venv}"
-  "${venv}/bin/pip" install --quiet --disable-pip-version-check "python-hcl2==${HCL2_VERSION}" "pytest==${PYTEST_VERSION}"
+  "${venv}/bin/pip" install --quiet --disable-pip-version-check "python-hcl2==${HCL2_VERSION}" "pytest==${PYTEST_VERSION}" "sqlglot==${SQLGLOT_VERSION}"
 fi
 
 cd "${repo_root}"

@@ -176,6 +176,18 @@ impl Reduce {
     }
 }
 
+/// What the detectors see of the reduced value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// The value itself (CPU, error counts, volumes).
+    #[default]
+    Level,
+    /// Relative change from the series' previous point: for prices, whose level is a random walk
+    /// that a level detector would flag all day long.
+    Return,
+}
+
 /// Which keys of a scenario get detectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,6 +203,8 @@ pub struct SeriesDef {
     pub scenario: Scenario,
     pub metric: String,
     pub reduce: Reduce,
+    #[serde(default)]
+    pub transform: Transform,
     pub keys: Keys,
 }
 
@@ -209,12 +223,16 @@ impl DetectConfig {
             scenario,
             metric: metric.to_string(),
             reduce,
+            transform: Transform::Level,
             keys,
         };
         DetectConfig {
             window: WindowSpec::Tumbling { size_ms: 10_000 },
             series: vec![
-                s(Trades, "price", Reduce::Last, Keys::All),
+                SeriesDef {
+                    transform: Transform::Return,
+                    ..s(Trades, "price", Reduce::Last, Keys::All)
+                },
                 s(Trades, "quantity", Reduce::Sum, Keys::All),
                 s(Telemetry, "cpu_pct", Reduce::Avg, Keys::All),
                 s(Telemetry, "error_count", Reduce::Sum, Keys::All),
@@ -249,6 +267,9 @@ struct SeriesEntry {
     key: String,
     metric: String,
     points: u64,
+    /// The previous reduced value (for [`Transform::Return`]).
+    #[serde(default)]
+    previous: Option<f64>,
     detectors: Vec<Detector>,
 }
 
@@ -307,7 +328,7 @@ impl DetectorBank {
             }) else {
                 continue;
             };
-            let value = def.reduce.apply(w);
+            let reduced = def.reduce.apply(w);
             let detectors = &self.config.detectors;
             let entry = self
                 .series
@@ -317,8 +338,20 @@ impl DetectorBank {
                     key: w.key.clone(),
                     metric: w.metric.to_string(),
                     points: 0,
+                    previous: None,
                     detectors: detectors.iter().map(|k| k.build()).collect(),
                 });
+            let value = match def.transform {
+                Transform::Level => reduced,
+                Transform::Return => {
+                    let previous = entry.previous.replace(reduced);
+                    match previous {
+                        Some(p) if p != 0.0 => reduced / p - 1.0,
+                        // The first point of a return series has nothing to compare with.
+                        _ => continue,
+                    }
+                }
+            };
             entry.points += 1;
             for d in &mut entry.detectors {
                 let verdict = d.update(value);

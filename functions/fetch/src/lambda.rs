@@ -40,7 +40,7 @@ impl Deps {
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_URL", "(client)", e))?;
         Ok(Deps {
             source: Arc::new(source),
-            sink: sink_from_env(&config)?,
+            sink: sink_from_env(&config).await?,
             store: Arc::new(S3Store::new(&config, bucket)),
             mapping,
             metrics: Default::default(),

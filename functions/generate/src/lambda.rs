@@ -58,7 +58,7 @@ impl Deps {
         let settings = settings_from_env()?;
         let config = aws_config().await;
         Ok(Deps {
-            sink: sink_from_env(&config)?,
+            sink: sink_from_env(&config).await?,
             store: Arc::new(S3Store::new(&config, bucket)),
             settings,
             metrics: Default::default(),

@@ -1,5 +1,7 @@
 //! Where producers (generate, fetch) put events.
 
+#[cfg(feature = "eventhubs")]
+mod eventhubs;
 #[cfg(feature = "aws")]
 mod kinesis;
 mod local_log;
@@ -9,6 +11,8 @@ mod select;
 use async_trait::async_trait;
 use thiserror::Error;
 
+#[cfg(feature = "eventhubs")]
+pub use eventhubs::{EventHubsSink, assign_partitions};
 #[cfg(feature = "aws")]
 pub use kinesis::{KinesisSink, RetryPolicy, plan_calls};
 pub use local_log::{LocalStreamLog, LogRecord};

@@ -38,3 +38,17 @@ pub fn diagnostic(retryable: bool, error: &dyn std::fmt::Display) -> Diagnostic 
         error_message: error.to_string(),
     }
 }
+
+/// `impl From<$error> for lambda_runtime::Diagnostic` for a handler error with
+/// `is_retryable()`: the crate defining the error must write the impl (orphan rule), and this
+/// keeps the four identical.
+#[macro_export]
+macro_rules! lambda_diagnostic {
+    ($error:ty) => {
+        impl From<$error> for lambda_runtime::Diagnostic {
+            fn from(e: $error) -> Self {
+                $crate::lambda::diagnostic(e.is_retryable(), &e)
+            }
+        }
+    };
+}

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
-use sluice_infra::lambda::diagnostic;
 use sluice_infra::store::S3Store;
 
 use crate::{Deps, HandlerError, Settings};
@@ -41,8 +40,4 @@ impl Deps {
     }
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        diagnostic(e.is_retryable(), &e)
-    }
-}
+sluice_infra::lambda_diagnostic!(HandlerError);

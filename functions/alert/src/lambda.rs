@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
-use sluice_infra::lambda::diagnostic;
 use sluice_infra::notify::SnsNotifier;
 use sluice_infra::store::{ObjectStore, S3Store};
 
@@ -53,8 +52,4 @@ impl Deps {
     }
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        diagnostic(e.is_retryable(), &e)
-    }
-}
+sluice_infra::lambda_diagnostic!(HandlerError);

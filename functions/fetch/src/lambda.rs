@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
-use sluice_infra::lambda::diagnostic;
 use sluice_infra::secret::{SecretSource, SecretsManagerSource};
 use sluice_infra::sink::sink_from_env;
 use sluice_infra::store::S3Store;
@@ -48,9 +47,4 @@ impl Deps {
     }
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let retryable = !matches!(e, HandlerError::Unmappable { .. });
-        diagnostic(retryable, &e)
-    }
-}
+sluice_infra::lambda_diagnostic!(HandlerError);

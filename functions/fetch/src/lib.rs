@@ -186,6 +186,13 @@ pub enum HandlerError {
     Store(#[from] StoreError),
 }
 
+impl HandlerError {
+    /// A response that cannot be mapped will not map on retry; everything else may.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, HandlerError::Unmappable { .. })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FetchResponse {
     pub events: usize,
@@ -254,22 +261,7 @@ mod tests {
     use super::*;
 
     fn mapping() -> Mapping {
-        toml::from_str(
-            r#"
-scenario = "trades"
-items = "/data"
-[fields]
-event_id = "/id"
-event_time = "/ts"
-symbol = "/ticker"
-price = "/p"
-quantity = "/q"
-[constants]
-side = "BUY"
-trade_type = "MARKET"
-"#,
-        )
-        .unwrap()
+        toml::from_str(include_str!("../tests/fixtures/trades-mapping.toml")).unwrap()
     }
 
     #[test]

@@ -21,22 +21,7 @@ const GOOD: &str = r#"{"data":[
 ]}"#;
 
 fn mapping() -> Mapping {
-    toml::from_str(
-        r#"
-scenario = "trades"
-items = "/data"
-[fields]
-event_id = "/id"
-event_time = "/ts"
-symbol = "/ticker"
-price = "/p"
-quantity = "/q"
-[constants]
-side = "BUY"
-trade_type = "MARKET"
-"#,
-    )
-    .unwrap()
+    toml::from_str(include_str!("fixtures/trades-mapping.toml")).unwrap()
 }
 
 fn policy() -> HttpPolicy {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use sluice_core::event::Scenario;
 use sluice_infra::config::{ConfigError, aws_config, optional_env, parse_value, required_env};
-use sluice_infra::lambda::diagnostic;
 use sluice_infra::sink::sink_from_env;
 use sluice_infra::store::S3Store;
 
@@ -66,8 +65,4 @@ impl Deps {
     }
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        diagnostic(e.is_retryable(), &e)
-    }
-}
+sluice_infra::lambda_diagnostic!(HandlerError);

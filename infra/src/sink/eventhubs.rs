@@ -99,42 +99,32 @@ impl EventSink for EventHubsSink {
                 .map_err(|e| fail(sent, &e))?;
             let mut in_batch = 0;
             for &i in &indices {
-                if batch
+                // Add to the open batch; when it is full, send it and start a new one.
+                while !batch
                     .try_add_event_data(records[i].data.clone(), None)
                     .map_err(|e| fail(sent, &e))?
                 {
-                    in_batch += 1;
-                    continue;
+                    if in_batch == 0 {
+                        return Err(SinkError::TooLarge {
+                            index: i,
+                            size: records[i].data.len(),
+                            limit: MAX_EVENT_BYTES,
+                        });
+                    }
+                    self.producer
+                        .send_batch(batch, None)
+                        .await
+                        .map_err(|e| fail(sent, &e))?;
+                    report.calls += 1;
+                    sent += in_batch;
+                    in_batch = 0;
+                    batch = self
+                        .producer
+                        .create_batch(options())
+                        .await
+                        .map_err(|e| fail(sent, &e))?;
                 }
-                if in_batch == 0 {
-                    return Err(SinkError::TooLarge {
-                        index: i,
-                        size: records[i].data.len(),
-                        limit: batch.size() as usize,
-                    });
-                }
-                self.producer
-                    .send_batch(batch, None)
-                    .await
-                    .map_err(|e| fail(sent, &e))?;
-                report.calls += 1;
-                sent += in_batch;
-                batch = self
-                    .producer
-                    .create_batch(options())
-                    .await
-                    .map_err(|e| fail(sent, &e))?;
-                if !batch
-                    .try_add_event_data(records[i].data.clone(), None)
-                    .map_err(|e| fail(sent, &e))?
-                {
-                    return Err(SinkError::TooLarge {
-                        index: i,
-                        size: records[i].data.len(),
-                        limit: MAX_EVENT_BYTES,
-                    });
-                }
-                in_batch = 1;
+                in_batch += 1;
             }
             if in_batch > 0 {
                 self.producer

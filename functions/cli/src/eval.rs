@@ -22,6 +22,9 @@ pub struct EvalArgs {
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also score every detector on a NAB corpus (a directory with data/ and labels/).
+    #[arg(long)]
+    pub nab: Option<std::path::PathBuf>,
 }
 
 pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
@@ -104,6 +107,9 @@ pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    if let Some(root) = &args.nab {
+        crate::detect::nab_table(root, args.json)?;
     }
     Ok(())
 }

@@ -4,10 +4,12 @@
 //! - `run`: generate → local stream → aggregate → lake → alert, continuously.
 //! - `query`: DataFusion SQL over the lake, tables registered by name.
 //! - `invoke`: one handler on one real Lambda payload file.
+//! - `detect`: the detectors on any series, and NAB scoring.
 //! - `eval`: detector precision/recall against planted anomalies (`detect-eval`).
 //! - `local`: wiring of local adapters into each handler's dependencies.
 //! - `payloads`: building the Lambda payloads the handlers take.
 
+mod detect;
 mod eval;
 mod invoke;
 mod local;
@@ -39,7 +41,10 @@ enum Command {
     Query(query::QueryArgs),
     /// Run one handler on one Lambda payload (KinesisEvent, S3 event or scheduled event JSON).
     Invoke(invoke::InvokeArgs),
-    /// Precision, recall and F1 of the detectors against the anomalies the generators plant.
+    /// Score a `timestamp,value` series with the detectors, one point at a time.
+    Detect(detect::DetectArgs),
+    /// Precision, recall and F1 of the detectors against the anomalies the generators plant;
+    /// with --nab DIR also NAB scores on a labelled corpus.
     DetectEval(eval::EvalArgs),
     /// Print the lake's table definitions (the one source of truth for schemas).
     Schema(query::SchemaArgs),
@@ -68,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Query(args) => query::query(args).await,
             Command::Invoke(args) => invoke::invoke(args).await,
+            Command::Detect(args) => detect::detect(args),
             Command::DetectEval(args) => eval::detect_eval(args),
             Command::Schema(args) => query::schema(args),
         }

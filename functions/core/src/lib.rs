@@ -11,6 +11,7 @@
 //! - [`rules`]: alert rules, cooldown and dedup.
 //! - [`schema`]: the lake's tables, defined once.
 //! - [`lake`]: object keys and Parquet encoding.
+//! - [`nab`]: the Numenta Anomaly Benchmark's scoring rules.
 //! - [`evaluate`]: precision/recall of detectors against planted anomalies.
 //! - [`time`], [`rng`]: UTC milliseconds and RFC 3339; the seeded generator.
 
@@ -20,6 +21,7 @@ pub mod evaluate;
 pub mod event;
 pub mod generate;
 pub mod lake;
+pub mod nab;
 pub mod rng;
 pub mod rules;
 pub mod schema;

@@ -8,11 +8,12 @@
 //!
 //! Every detector sees one point at a time, in order, and never looks ahead. Every score is in
 //! [0, 1] on one scale: 0.5 is the detector's own threshold and the score approaches 1 as the
-//! evidence grows (`1 - 2^-(r²)` for a ratio `r` of statistic to threshold). A point is flagged
+//! evidence grows (`r²/(1+r²)` for a ratio `r` of statistic to threshold). A point is flagged
 //! when its score reaches 0.5, so the rule "anomaly score ≥ X" means the same for every detector.
 
 pub mod change_point;
 pub mod spike_dip;
+pub mod windowed_gaussian;
 pub mod zscore;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::window::{ClosedWindow, ROLLUP_KEY, WindowSpec};
 
 pub use change_point::ChangePoint;
 pub use spike_dip::SpikeDip;
+pub use windowed_gaussian::WindowedGaussian;
 pub use zscore::ZScore;
 
 /// Score at which a point is flagged.
@@ -34,13 +36,18 @@ pub fn score_from_ratio(ratio: f64) -> f64 {
     if !ratio.is_finite() {
         return if ratio.is_nan() { 0.0 } else { 1.0 };
     }
-    1.0 - (-(ratio * ratio) * std::f64::consts::LN_2).exp()
+    // r²/(1+r²): 0.5 at the threshold, and strictly increasing all the way up, so even extreme
+    // points stay ordered (an exponential squash rounds to 1.0 past ~7× and ties them).
+    let r2 = ratio * ratio;
+    r2 / (1.0 + r2)
 }
 
 /// Smallest spread a detector divides by: a constant series must not make every later change
 /// infinitely surprising, nor a zero baseline divide by zero.
 pub fn spread_floor(level: f64) -> f64 {
-    (level.abs() * 1e-4).max(1e-9)
+    // 1% of the level: quantised, mostly flat series (a CPU gauge stuck at 0.13) would otherwise
+    // make every last-digit change look like a many-sigma event.
+    (level.abs() * 1e-2).max(1e-9)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,6 +155,75 @@ impl Detector {
             Detector::SpikeDip(d) => d.update(value),
             Detector::ChangePoint(d) => d.update(value),
             Detector::Zscore(d) => d.update(value),
+        }
+    }
+}
+
+/// What `sluice detect` can run on a plain `timestamp,value` series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesDetector {
+    Single(DetectorKind),
+    /// Every detector of [`DetectorKind::ALL`]; a point's score is the strongest of theirs.
+    Combined,
+    /// NAB's windowed Gaussian baseline (6,400 points), for comparison.
+    WindowedGaussian,
+}
+
+impl SeriesDetector {
+    pub const ALL: [SeriesDetector; 5] = [
+        SeriesDetector::Combined,
+        SeriesDetector::Single(DetectorKind::SpikeDip),
+        SeriesDetector::Single(DetectorKind::ChangePoint),
+        SeriesDetector::Single(DetectorKind::Zscore),
+        SeriesDetector::WindowedGaussian,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SeriesDetector::Single(k) => k.as_str(),
+            SeriesDetector::Combined => "combined",
+            SeriesDetector::WindowedGaussian => "windowed_gaussian",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "default" | "combined" => Some(SeriesDetector::Combined),
+            "windowed_gaussian" => Some(SeriesDetector::WindowedGaussian),
+            other => DetectorKind::parse(other).map(SeriesDetector::Single),
+        }
+    }
+}
+
+/// Scores a series one point at a time, in order, with no look-ahead: each point's verdict and
+/// the name of the detector that produced it.
+pub fn score_series(detector: SeriesDetector, values: &[f64]) -> Vec<(Verdict, &'static str)> {
+    match detector {
+        SeriesDetector::Single(kind) => {
+            let mut d = kind.build();
+            values
+                .iter()
+                .map(|&x| (d.update(x), kind.as_str()))
+                .collect()
+        }
+        SeriesDetector::WindowedGaussian => {
+            let mut d = WindowedGaussian::new(6400);
+            values
+                .iter()
+                .map(|&x| (d.update(x), "windowed_gaussian"))
+                .collect()
+        }
+        SeriesDetector::Combined => {
+            let mut all: Vec<Detector> = DetectorKind::ALL.iter().map(|k| k.build()).collect();
+            values
+                .iter()
+                .map(|&x| {
+                    all.iter_mut()
+                        .map(|d| (d.update(x), d.kind().as_str()))
+                        .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
+                        .unwrap_or((Verdict::quiet(x, x, 0.0), "combined"))
+                })
+                .collect()
         }
     }
 }
@@ -390,7 +466,11 @@ mod tests {
     fn score_scale() {
         assert_eq!(score_from_ratio(0.0), 0.0);
         assert!((score_from_ratio(1.0) - 0.5).abs() < 1e-12);
-        assert!(score_from_ratio(3.0) > 0.99);
+        assert!((score_from_ratio(3.0) - 0.9).abs() < 1e-12);
+        assert!(
+            score_from_ratio(100.0) < score_from_ratio(1000.0),
+            "no saturation"
+        );
         assert_eq!(score_from_ratio(f64::INFINITY), 1.0);
     }
 

@@ -42,7 +42,11 @@ impl SpikeDip {
             let med = median(&sorted);
             let mut deviations: Vec<f64> = sorted.iter().map(|v| (v - med).abs()).collect();
             deviations.sort_by(f64::total_cmp);
-            let spread = (1.4826 * median(&deviations)).max(spread_floor(med));
+            // MAD is 0 when over half the history is one value; the mean absolute deviation
+            // (× 1.2533 ≈ σ for normal data) still measures the spread of the rest.
+            let mad = 1.4826 * median(&deviations);
+            let mean_ad = 1.2533 * deviations.iter().sum::<f64>() / deviations.len() as f64;
+            let spread = if mad > 0.0 { mad } else { mean_ad }.max(spread_floor(med));
             let z = (x - med) / spread;
             Verdict {
                 score: score_from_ratio(z.abs() / self.threshold),

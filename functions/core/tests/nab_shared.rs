@@ -1,0 +1,83 @@
+//! NAB scoring on the two NAB categories shipped in `../shared/nab` (beside the repository), and
+//! the no-look-ahead property of every detector.
+
+use std::path::PathBuf;
+
+use sluice_core::detect::{SeriesDetector, score_series};
+use sluice_core::nab::{
+    LabelledSeries, PROFILES, parse_series_csv, parse_windows_json, score_corpus,
+};
+
+/// Every shipped series.
+fn corpus() -> Vec<LabelledSeries> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/nab");
+    let labels = std::fs::read_to_string(root.join("labels/combined_windows.json"))
+        .unwrap_or_else(|e| panic!("NAB data expected at {}: {e}", root.display()));
+    let mut out = Vec::new();
+    for (name, windows) in parse_windows_json(&labels).unwrap() {
+        if let Ok(text) = std::fs::read_to_string(root.join("data").join(&name)) {
+            let (timestamps, values) =
+                parse_series_csv(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            out.push(LabelledSeries {
+                name,
+                timestamps,
+                values,
+                windows,
+            });
+        }
+    }
+    assert_eq!(out.len(), 23, "both shipped categories");
+    out
+}
+
+#[test]
+fn null_detector_scores_zero_and_perfect_detector_one_hundred() {
+    let corpus = corpus();
+    let null = score_corpus(&corpus, |s| vec![0.0; s.values.len()]);
+    let perfect = score_corpus(&corpus, |s| {
+        let mut scores = vec![0.0; s.values.len()];
+        for &(start, _) in &s.windows {
+            if let Some(i) = s.timestamps.iter().position(|&t| t >= start) {
+                scores[i] = 1.0;
+            }
+        }
+        scores
+    });
+    for (i, p) in PROFILES.iter().enumerate() {
+        assert!(null[i].abs() < 1e-9, "{}: null {}", p.name, null[i]);
+        assert!(
+            (perfect[i] - 100.0).abs() < 1e-9,
+            "{}: perfect {}",
+            p.name,
+            perfect[i]
+        );
+    }
+}
+
+#[test]
+fn no_detector_looks_ahead() {
+    let values = &corpus()[0].values;
+    let n = 1500;
+    for detector in SeriesDetector::ALL {
+        let original = score_series(detector, &values[..values.len().min(3000)]);
+        let mut changed: Vec<f64> = values[..values.len().min(3000)].to_vec();
+        for x in &mut changed[n..] {
+            *x = *x * 10.0 + 1e6;
+        }
+        let after = score_series(detector, &changed);
+        for i in 0..n {
+            assert_eq!(
+                original[i].0.score.to_bits(),
+                after[i].0.score.to_bits(),
+                "{} point {i} changed when later points changed",
+                detector.name()
+            );
+        }
+        assert_ne!(
+            original[n].0.score,
+            after[n].0.score,
+            "{}: the changed point itself must matter",
+            detector.name()
+        );
+    }
+}

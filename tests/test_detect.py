@@ -1,0 +1,36 @@
+"""`sluice detect` on NAB files: same rows in the same order, clear errors, no panics."""
+
+import csv
+
+from conftest import REPO
+
+NAB = REPO.parent / "shared" / "nab" / "data"
+
+
+def test_scores_every_row_of_a_nab_series_in_order(sluice, tmp_path):
+    source = NAB / "realAWSCloudwatch" / "ec2_cpu_utilization_24ae8d.csv"
+    out = tmp_path / "scores.csv"
+    sluice("detect", "--input", source, "--output", out)
+    rows_in = list(csv.DictReader(source.open()))
+    rows_out = list(csv.DictReader(out.open()))
+    assert len(rows_out) == len(rows_in)
+    assert [r["timestamp"] for r in rows_out] == [r["timestamp"] for r in rows_in]
+    assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in rows_out)
+    assert {r["flagged"] for r in rows_out} <= {"0", "1"}
+    assert list(rows_out[0]) == ["timestamp", "value", "anomaly_score", "detector", "flagged", "baseline", "spread"]
+
+
+def test_bad_input_is_an_error_naming_the_line_and_constant_series_work(sluice, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\r\n2014-01-01 00:00:00,1\r\n2014-01-01 00:05:00,oops\r\n")
+    proc = sluice("detect", "--input", bad, "--output", tmp_path / "o.csv", check=False)
+    assert proc.returncode != 0 and "line 3" in proc.stderr and "oops" in proc.stderr, proc.stderr
+    flat = tmp_path / "flat.csv"
+    flat.write_text("timestamp,value\n" + "".join(f"2014-01-01 00:{m:02d}:00,5\n" for m in range(60)))
+    for detector in ("combined", "spike_dip", "change_point", "zscore", "windowed_gaussian"):
+        out = tmp_path / f"{detector}.csv"
+        sluice("detect", "--input", flat, "--output", out, "--detector", detector)
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == 60 and all(r["flagged"] == "0" for r in rows), detector
+    unknown = sluice("detect", "--input", flat, "--output", tmp_path / "x.csv", "--detector", "magic", check=False)
+    assert unknown.returncode != 0 and "windowed_gaussian" in unknown.stderr

@@ -138,3 +138,15 @@ def test_alerts_arrive_by_email_on_a_real_smtp_server(sluice, tmp_path):
     assert "Subject: [" in content and "Rule:" in content and "Inspect:" in content
     subjects = {line for _, _, c in received for line in c.splitlines() if line.startswith("Subject:")}
     assert any(a["rule"] in s for a in alerts for s in subjects)
+
+
+def test_bench_aggregate_accounts_for_every_record(sluice, tmp_path):
+    event = tmp_path / "batch.json"
+    sluice("bench", "make-event", "--records", "3000", "--rate", "100", "--output", event)
+    batch = json.loads(event.read_text())
+    assert len(batch["Records"]) == 3000
+    assert base64.b64decode(batch["Records"][0]["kinesis"]["data"]).startswith(b'{"scenario":"trades"')
+    out = json.loads(sluice("bench", "aggregate", "--event", event, "--repeat", "1").stdout)
+    assert out["records"] == 3000 and out["events"] + out["quarantined"] == 3000
+    assert out["windows"] > 0 and out["objects"] >= 2 and out["parquet_bytes"] > 0
+    assert out["events_per_s"] > 0 and out["peak_rss_mb"] > 0

@@ -7,8 +7,10 @@
 //! - `detect`: the detectors on any series, and NAB scoring.
 //! - `eval`: detector precision/recall against planted anomalies (`detect-eval`).
 //! - `local`: wiring of local adapters into each handler's dependencies.
+//! - `bench`: whole-handler timings on payload files.
 //! - `payloads`: building the Lambda payloads the handlers take.
 
+mod bench;
 mod detect;
 mod eval;
 mod invoke;
@@ -46,6 +48,8 @@ enum Command {
     /// Precision, recall and F1 of the detectors against the anomalies the generators plant;
     /// with --nab DIR also NAB scores on a labelled corpus.
     DetectEval(eval::EvalArgs),
+    /// Whole-handler benchmarks on a payload file (events/s, peak RSS), one JSON line each.
+    Bench(bench::BenchArgs),
     /// Print the lake's table definitions (the one source of truth for schemas).
     Schema(query::SchemaArgs),
 }
@@ -76,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Detect(args) => detect::detect(args),
             Command::DetectEval(args) => eval::detect_eval(args),
             Command::Schema(args) => query::schema(args),
+            Command::Bench(args) => bench::bench(args),
         }
     });
     match result {

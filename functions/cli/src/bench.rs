@@ -1,0 +1,149 @@
+//! `sluice bench`: whole-handler measurements that any other tool can be timed against on the
+//! same input file.
+//!
+//! - `make-event` writes a Kinesis batch exactly as Lambda delivers it (base64 JSON records).
+//! - `aggregate` runs the aggregate function's work on it in-process — decode, validate,
+//!   windows, detectors, Parquet bytes ready to upload; no I/O — and prints one JSON line.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use clap::{Args, Subcommand};
+use sluice_aggregate::{InRecord, Settings, process_shard};
+use sluice_core::event::Scenario;
+use sluice_core::generate::{Generator, GeneratorConfig};
+use sluice_infra::sink::LogRecord;
+
+use crate::payloads;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Write a Kinesis batch of generated events as Lambda delivers it.
+    MakeEvent {
+        #[arg(long, default_value = "trades")]
+        scenario: String,
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// Events per second of event time (how many windows the batch spans).
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Time the aggregate handler's work on a Kinesis batch: decode to Parquet bytes.
+    Aggregate {
+        #[arg(long)]
+        event: PathBuf,
+        /// Runs to time (each from empty state); the best is reported.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+}
+
+/// Peak resident set size of this process, from /proc (Linux), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::MakeEvent {
+            scenario,
+            records,
+            rate,
+            seed,
+            output,
+        } => {
+            let scenario = Scenario::parse(&scenario)
+                .with_context(|| format!("unknown scenario {scenario:?}"))?;
+            let start = 1_795_496_400_000;
+            let mut generator = Generator::new(GeneratorConfig::new(scenario, seed, rate, start));
+            let (mut events, mut truth) = (Vec::new(), Vec::new());
+            let mut until = start;
+            while events.len() < records {
+                until += 1_000;
+                generator.generate_until(until, &mut events, &mut truth);
+            }
+            events.truncate(records);
+            let log: Vec<LogRecord> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| LogRecord {
+                    shard: 0,
+                    sequence: 1_000_000 + i as u64,
+                    arrival_ms: until,
+                    partition_key: e.key.clone(),
+                    data: e.to_json(),
+                })
+                .collect();
+            let json = serde_json::to_vec(&payloads::kinesis_event(&log))?;
+            std::fs::write(&output, &json)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!(
+                "{} records, {:.1} MB as Lambda delivers them → {}",
+                records,
+                json.len() as f64 / 1e6,
+                output.display()
+            );
+            Ok(())
+        }
+        BenchCommand::Aggregate { event, repeat } => {
+            let bytes =
+                std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let batch: KinesisEvent =
+                serde_json::from_slice(&bytes).context("not a KinesisEvent")?;
+            drop(bytes);
+            let records: Vec<InRecord<'_>> = batch
+                .records
+                .iter()
+                .map(|r| InRecord {
+                    sequence: &r.kinesis.sequence_number,
+                    arrival_ms: r.kinesis.approximate_arrival_timestamp.0.timestamp_millis(),
+                    partition_key: &r.kinesis.partition_key,
+                    data: &r.kinesis.data.0,
+                })
+                .collect();
+            let settings = Settings::default();
+            let mut best = f64::INFINITY;
+            let mut last = None;
+            for _ in 0..repeat.max(1) {
+                let started = Instant::now();
+                let processed = process_shard(&settings, None, "shardId-000000000000", &records)?;
+                best = best.min(started.elapsed().as_secs_f64());
+                last = Some(processed);
+            }
+            let processed = last.context("no run")?;
+            let out_bytes: usize = processed.objects.iter().map(|(_, b)| b.len()).sum();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "function": "aggregate",
+                    "records": records.len(),
+                    "events": processed.stats.events,
+                    "quarantined": processed.stats.quarantined,
+                    "windows": processed.stats.windows,
+                    "anomalies": processed.stats.anomalies,
+                    "objects": processed.objects.len(),
+                    "parquet_bytes": out_bytes,
+                    "seconds": best,
+                    "events_per_s": records.len() as f64 / best,
+                    "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / 1048576.0),
+                })
+            );
+            Ok(())
+        }
+    }
+}

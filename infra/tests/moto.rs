@@ -1,12 +1,14 @@
-//! The S3 store passes the same conformance suite as the local directory store, against moto
-//! server started here on 127.0.0.1 (`SLUICE_MOTO_SERVER` = path of `moto_server`; tests/run.sh
-//! sets it). Without it the test says loudly that it did not run.
+//! AWS backends against moto server started here on 127.0.0.1 (`SLUICE_MOTO_SERVER` = path of
+//! `moto_server`; tests/run.sh sets it): the S3 store passes the same conformance suite as the
+//! local directory store, and Secrets Manager reads are cached and never print the value.
+//! Without moto the tests say loudly that they did not run.
 #![cfg(feature = "aws")]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sluice_infra::secret::{SecretError, SecretSource, SecretsManagerSource};
 use sluice_infra::store::{ObjectStore, Precondition, S3Store, StoreError, conformance};
 
 struct Moto(Child);
@@ -53,15 +55,60 @@ fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .build()
 }
 
+/// moto on a free port, or `None` (with a loud line) when `SLUICE_MOTO_SERVER` is unset.
+fn moto() -> Option<(Moto, String)> {
+    match std::env::var("SLUICE_MOTO_SERVER") {
+        Ok(binary) => Some(start_moto(&binary)),
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: set SLUICE_MOTO_SERVER to moto_server's path to run the moto tests"
+            );
+            None
+        }
+    }
+}
+
 #[tokio::test]
-async fn s3_store_conforms_on_moto() {
-    let Ok(binary) = std::env::var("SLUICE_MOTO_SERVER") else {
-        eprintln!(
-            "SKIPPED: set SLUICE_MOTO_SERVER to moto_server's path to run the S3 conformance suite"
-        );
+async fn secrets_are_read_once_and_never_printed() {
+    let Some((server, endpoint)) = moto() else {
         return;
     };
-    let (_moto, endpoint) = start_moto(&binary);
+    let config = sdk_config(&endpoint);
+    let admin = aws_sdk_secretsmanager::Client::new(&config);
+    let arn = admin
+        .create_secret()
+        .name("sluice/fetch-key")
+        .secret_string("s3cr3t-value")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let source = SecretsManagerSource::new(&config);
+    let secret = source.get(&arn).await.unwrap();
+    assert_eq!(secret.expose(), "s3cr3t-value");
+    assert!(
+        !format!("{secret:?}").contains("s3cr3t"),
+        "Debug must not show the value"
+    );
+    // Cached: still served with the service gone.
+    drop(server);
+    assert_eq!(source.get(&arn).await.unwrap().expose(), "s3cr3t-value");
+    let Some((_moto2, endpoint2)) = moto() else {
+        return;
+    };
+    let fresh = SecretsManagerSource::new(&sdk_config(&endpoint2));
+    match fresh.get("sluice/missing").await {
+        Err(e @ SecretError::NotFound { .. }) => assert!(e.to_string().contains("sluice/missing")),
+        other => panic!("expected NotFound naming the secret, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn s3_store_conforms_on_moto() {
+    let Some((_moto, endpoint)) = moto() else {
+        return;
+    };
     let config = sdk_config(&endpoint);
     let client = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)

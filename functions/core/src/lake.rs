@@ -37,6 +37,8 @@ pub enum LakeError {
     },
     #[error("Parquet: {0}")]
     Parquet(#[from] ParquetError),
+    #[error("reading Parquet rows: {0}")]
+    Read(#[source] ArrowError),
 }
 
 /// Identifies the input batch an output file came from.
@@ -130,7 +132,7 @@ pub fn decode_parquet(bytes: Vec<u8>) -> Result<Vec<RecordBatch>, LakeError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     reader
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| LakeError::Arrow { table: "?", source })
+        .map_err(LakeError::Read)
 }
 
 fn finish(table: &'static Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, LakeError> {

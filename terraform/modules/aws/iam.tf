@@ -90,15 +90,32 @@ data "aws_iam_policy_document" "common" {
 # generate: state + ground truth in the lake, PutRecords on the stream
 ################################################################################
 
-data "aws_iam_policy_document" "generate" {
-  source_policy_documents = [data.aws_iam_policy_document.common["generate"].json]
-
+# What both producers (generate, fetch) need: the stream they write to, and the Event Hubs
+# connection string when that is the sink.
+data "aws_iam_policy_document" "producer" {
   statement {
     sid       = "StreamWrite"
     effect    = "Allow"
     actions   = ["kinesis:PutRecords"]
     resources = [aws_kinesis_stream.this.arn]
   }
+
+  dynamic "statement" {
+    for_each = var.sink == "eventhubs" ? [1] : []
+    content {
+      sid       = "EventHubsConnectionString"
+      effect    = "Allow"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.this["eventhubs"].arn]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "generate" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.common["generate"].json,
+    data.aws_iam_policy_document.producer.json,
+  ]
 
   statement {
     sid     = "StateAndTruth"
@@ -121,16 +138,6 @@ data "aws_iam_policy_document" "generate" {
       values   = ["state/generate/*"]
     }
   }
-
-  dynamic "statement" {
-    for_each = var.sink == "eventhubs" ? [1] : []
-    content {
-      sid       = "EventHubsConnectionString"
-      effect    = "Allow"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [aws_secretsmanager_secret.this["eventhubs"].arn]
-    }
-  }
 }
 
 ################################################################################
@@ -138,14 +145,10 @@ data "aws_iam_policy_document" "generate" {
 ################################################################################
 
 data "aws_iam_policy_document" "fetch" {
-  source_policy_documents = [data.aws_iam_policy_document.common["fetch"].json]
-
-  statement {
-    sid       = "StreamWrite"
-    effect    = "Allow"
-    actions   = ["kinesis:PutRecords"]
-    resources = [aws_kinesis_stream.this.arn]
-  }
+  source_policy_documents = [
+    data.aws_iam_policy_document.common["fetch"].json,
+    data.aws_iam_policy_document.producer.json,
+  ]
 
   statement {
     sid       = "ApiKey"
@@ -162,16 +165,6 @@ data "aws_iam_policy_document" "fetch" {
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = ["${local.lake_arn}/quarantine/fetch/*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.sink == "eventhubs" ? [1] : []
-    content {
-      sid       = "EventHubsConnectionString"
-      effect    = "Allow"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [aws_secretsmanager_secret.this["eventhubs"].arn]
-    }
   }
 }
 

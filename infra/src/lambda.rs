@@ -18,10 +18,9 @@ pub fn init_logging() {
         .init();
 }
 
-/// Ends a cold start that cannot work: the message goes to the log and the process exits
-/// non-zero, which Lambda reports as an init error.
+/// Ends a cold start that cannot work: the message goes to stderr (the function's log, whatever
+/// `SLUICE_LOG` filters) and the process exits non-zero, which Lambda reports as an init error.
 pub fn fail_init(function: &str, error: &dyn std::fmt::Display) -> ! {
-    tracing::error!("{function}: cannot start: {error}");
     eprintln!("{function}: cannot start: {error}");
     std::process::exit(1)
 }

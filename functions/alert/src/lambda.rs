@@ -12,10 +12,7 @@ use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
 use sluice_infra::notify::SnsNotifier;
 use sluice_infra::store::{ObjectStore, S3Store};
 
-use crate::{Deps, HandlerError, load_rules};
-
-/// Where cooldown and dedup state lives in the bucket.
-pub const STATE_KEY: &str = "state/alert/state.json";
+use crate::{Deps, HandlerError, STATE_KEY, load_rules};
 
 impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {

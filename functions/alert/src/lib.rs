@@ -34,6 +34,9 @@ pub fn load_rules(text: Option<(&str, &str)>) -> Result<RuleSet, RulesError> {
     }
 }
 
+/// Where cooldown and dedup state lives in the store, locally and on S3.
+pub const STATE_KEY: &str = "state/alert/state.json";
+
 pub struct Deps {
     pub store: Arc<dyn ObjectStore>,
     pub notifier: Arc<dyn Notifier>,

@@ -32,7 +32,7 @@ pub struct InvokeArgs {
     /// Shards of the local stream (generate, fetch).
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
-    /// Scenario for generate (or all).
+    /// Scenarios for generate: all, or a comma-separated list.
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Events per second for generate.
@@ -88,14 +88,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             serde_json::to_value(sluice_alert::handle(payload(&args.event)?, &deps).await?)?
         }
         Function::Generate => {
-            let scenarios = if args.scenario == "all" {
-                Scenario::ALL.to_vec()
-            } else {
-                vec![
-                    Scenario::parse(&args.scenario)
-                        .with_context(|| format!("unknown scenario {:?}", args.scenario))?,
-                ]
-            };
+            let scenarios = Scenario::parse_list(&args.scenario).map_err(anyhow::Error::msg)?;
             let deps = sluice_generate::Deps {
                 sink: Arc::new(local::open_stream(&args.lake, args.shards)?),
                 store,

@@ -23,8 +23,6 @@ pub fn outbox_path(lake: &Path) -> PathBuf {
     lake.join("_alerts").join("alerts.jsonl")
 }
 
-pub const ALERT_STATE_KEY: &str = "state/alert/state.json";
-
 /// Window and lateness options shared by `run` and `invoke`.
 #[derive(Args, Clone)]
 pub struct WindowArgs {
@@ -129,7 +127,7 @@ pub fn alert_deps(
         store,
         notifier: args.notifier(lake)?,
         rules: args.rules()?,
-        state_key: ALERT_STATE_KEY.into(),
+        state_key: sluice_alert::STATE_KEY.into(),
         metrics,
     })
 }

@@ -65,19 +65,6 @@ pub struct RunArgs {
     pub alerts: AlertArgs,
 }
 
-fn parse_scenarios(text: &str) -> anyhow::Result<Vec<Scenario>> {
-    if text == "all" {
-        return Ok(Scenario::ALL.to_vec());
-    }
-    text.split(',')
-        .map(|s| {
-            Scenario::parse(s.trim()).with_context(|| {
-                format!("unknown scenario {s:?}: use trades, telemetry, clickstream or all")
-            })
-        })
-        .collect()
-}
-
 fn parse_rate(text: &str) -> anyhow::Result<f64> {
     let number = text.trim().trim_end_matches("/s");
     let rate: f64 = number
@@ -202,7 +189,7 @@ fn progress_line(m: &MetricsSnapshot, backlog: u64, elapsed: Duration) -> String
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scenarios = parse_scenarios(&args.scenario)?;
+    let scenarios = Scenario::parse_list(&args.scenario).map_err(anyhow::Error::msg)?;
     let rate = parse_rate(&args.rate)?;
     let duration = args
         .duration

@@ -45,6 +45,23 @@ impl Scenario {
         Scenario::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
+    /// `all`, or a comma-separated list of scenario names.
+    pub fn parse_list(text: &str) -> Result<Vec<Scenario>, String> {
+        if text.trim() == "all" {
+            return Ok(Scenario::ALL.to_vec());
+        }
+        text.split(',')
+            .map(|s| {
+                Scenario::parse(s.trim()).ok_or_else(|| {
+                    format!(
+                        "unknown scenario {:?}: use trades, telemetry, clickstream or all",
+                        s.trim()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Name of the field that carries the partition key in this scenario.
     pub fn key_field(self) -> &'static str {
         match self {

@@ -22,18 +22,8 @@ use crate::{Deps, HandlerError, Settings};
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Some(list) = optional_env("SLUICE_SCENARIOS") {
-        settings.scenarios = list
-            .split(',')
-            .map(|s| {
-                Scenario::parse(s.trim()).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "SLUICE_SCENARIOS",
-                        &list,
-                        format!("unknown scenario {s:?}"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        settings.scenarios = Scenario::parse_list(&list)
+            .map_err(|e| ConfigError::invalid("SLUICE_SCENARIOS", &list, e))?;
     }
     if let Some(rate) = optional_env("SLUICE_RATE") {
         settings.rate_per_s = parse_value("SLUICE_RATE", &rate)?;

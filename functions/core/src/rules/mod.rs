@@ -285,6 +285,13 @@ impl RowContext {
         self.values.push(value);
     }
 
+    /// Sets the `threshold` variable: each rule brings its own.
+    fn set_threshold(&mut self, threshold: Option<f64>) {
+        if let Some(i) = self.names.iter().position(|n| *n == "threshold") {
+            self.values[i] = Value::Float(threshold.unwrap_or(f64::NAN));
+        }
+    }
+
     fn finish(&mut self, source: Source, threshold: Option<f64>) {
         self.push("threshold", Value::Float(threshold.unwrap_or(f64::NAN)));
         let rollup = crate::window::is_rollup(&self.text("key"));
@@ -551,12 +558,16 @@ impl RuleSet {
     ) -> (Vec<(Alert, i64)>, Vec<String>) {
         let mut alerts = Vec::new();
         let mut errors = Vec::new();
+        // Rows become rule contexts once; only `threshold` differs from rule to rule.
+        let mut contexts = rows(batch, scenario, source, None);
         for rule in self.rules.iter().filter(|r| r.source == source) {
             if rule.scenario.is_some_and(|s| s.as_str() != scenario) {
                 continue;
             }
-            for row in rows(batch, scenario, source, rule.threshold) {
-                match rule.when.eval_boolean_with_context(&row) {
+            for row in contexts.iter_mut() {
+                row.set_threshold(rule.threshold);
+                let row = &*row;
+                match rule.when.eval_boolean_with_context(row) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
@@ -570,7 +581,7 @@ impl RuleSet {
                     "score"
                 };
                 let value = match &rule.value {
-                    Some(node) => node.eval_number_with_context(&row).unwrap_or(f64::NAN),
+                    Some(node) => node.eval_number_with_context(row).unwrap_or(f64::NAN),
                     None => row.float(default_field).unwrap_or(f64::NAN),
                 };
                 let key = row.text("key");
@@ -678,6 +689,59 @@ severity = "warning"
             "{GOOD}\n[[rule]]\nname = \"fast-move\"\nsource = \"anomalies\"\nwhen = \"true\"\nseverity = \"info\"\n"
         );
         assert!(error_of(&dup).contains("already exists"));
+    }
+
+    #[test]
+    fn each_rule_sees_its_own_threshold_on_the_same_rows() {
+        use crate::event::Scenario;
+        use crate::window::{Aggregates, ClosedWindow};
+        let w = ClosedWindow {
+            scenario: Scenario::Telemetry,
+            key: "host-01".into(),
+            window_index: 0,
+            start_ms: 0,
+            end_ms: 60_000,
+            metric: "cpu_pct",
+            aggregates: Aggregates {
+                count: 6,
+                sum: 450.0,
+                min: 70.0,
+                max: 80.0,
+                avg: 75.0,
+                stddev: Some(3.0),
+                first: 70.0,
+                last: 80.0,
+                weighted_avg: None,
+            },
+        };
+        let batch =
+            crate::lake::windows_batch(&[&w], &["tumbling_1m".into()], &["tumbling"]).unwrap();
+        let rules = RuleSet::parse(
+            r#"
+[[rule]]
+name = "low"
+source = "windows"
+when = "avg > threshold"
+threshold = 50.0
+severity = "info"
+
+[[rule]]
+name = "high"
+source = "windows"
+when = "avg > threshold"
+threshold = 90.0
+severity = "info"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let (alerts, errors) = rules.evaluate(&batch, "telemetry", Source::Windows, "k");
+        assert!(errors.is_empty(), "{errors:?}");
+        let fired: Vec<(&str, Option<f64>)> = alerts
+            .iter()
+            .map(|(a, _)| (a.rule.as_str(), a.threshold))
+            .collect();
+        assert_eq!(fired, vec![("low", Some(50.0))]);
     }
 
     #[test]

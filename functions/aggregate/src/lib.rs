@@ -323,7 +323,7 @@ fn encode_objects(
 ) -> Result<Vec<(String, Vec<u8>)>, LakeError> {
     let mut objects = Vec::new();
     // Raw events, per scenario and event hour.
-    for ((scenario, hour), idx) in group_by_partition(events, |(e, _)| {
+    for ((scenario, hour_start), idx) in group_by_partition(events, |(e, _)| {
         (e.scenario().as_str().to_string(), e.event_time_ms)
     }) {
         let Some(scenario) = Scenario::parse(&scenario) else {
@@ -334,29 +334,29 @@ fn encode_objects(
         let bytes = lake::encode_parquet(&lake::raw_batch(scenario, &rows)?)?;
         let table = schema::raw_table(scenario);
         objects.push((
-            object_key(table, scenario.as_str(), hour * 3_600_000, batch),
+            object_key(table, scenario.as_str(), hour_start, batch),
             bytes,
         ));
     }
     // Windows and anomalies, per scenario and window-end hour.
-    for ((scenario, hour), idx) in group_by_partition(&out.windows, |w| {
+    for ((scenario, hour_start), idx) in group_by_partition(&out.windows, |w| {
         (w.scenario.as_str().to_string(), w.end_ms)
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &out.windows[i]).collect();
         let batch_rows =
             lake::windows_batch(&rows, aggregator.window_names(), aggregator.window_kinds())?;
         objects.push((
-            object_key(&schema::WINDOWS, &scenario, hour * 3_600_000, batch),
+            object_key(&schema::WINDOWS, &scenario, hour_start, batch),
             lake::encode_parquet(&batch_rows)?,
         ));
     }
     let detection_window = aggregator.detection_window_name();
-    for ((scenario, hour), idx) in group_by_partition(&out.anomalies, |a| {
+    for ((scenario, hour_start), idx) in group_by_partition(&out.anomalies, |a| {
         (a.scenario.as_str().to_string(), a.window_end_ms)
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &out.anomalies[i]).collect();
         objects.push((
-            object_key(&schema::ANOMALIES, &scenario, hour * 3_600_000, batch),
+            object_key(&schema::ANOMALIES, &scenario, hour_start, batch),
             lake::encode_parquet(&lake::anomalies_batch(&rows, &detection_window)?)?,
         ));
     }
@@ -368,7 +368,7 @@ fn encode_objects(
             lineage: events[i].1,
         })
         .collect();
-    for ((scenario, hour), idx) in group_by_partition(&late_rows, |r| {
+    for ((scenario, hour_start), idx) in group_by_partition(&late_rows, |r| {
         (
             r.event.scenario().as_str().to_string(),
             r.event.event_time_ms,
@@ -376,16 +376,16 @@ fn encode_objects(
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &late_rows[i]).collect();
         objects.push((
-            object_key(&schema::LATE, &scenario, hour * 3_600_000, batch),
+            object_key(&schema::LATE, &scenario, hour_start, batch),
             lake::encode_parquet(&lake::late_batch(&rows)?)?,
         ));
     }
-    for ((scenario, hour), idx) in group_by_partition(quarantine, |q| {
+    for ((scenario, hour_start), idx) in group_by_partition(quarantine, |q| {
         (quarantine_scenario(q.raw).to_string(), q.lineage.arrival_ms)
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &quarantine[i]).collect();
         objects.push((
-            object_key(&schema::QUARANTINE, &scenario, hour * 3_600_000, batch),
+            object_key(&schema::QUARANTINE, &scenario, hour_start, batch),
             lake::encode_parquet(&lake::quarantine_batch(&rows)?)?,
         ));
     }

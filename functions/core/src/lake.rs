@@ -95,7 +95,8 @@ pub fn object_key(table: &Table, scenario: &str, partition_ms: i64, batch: &Batc
     )
 }
 
-/// Groups row indices by (scenario partition, hour), in key order, for one file each.
+/// Groups row indices by (scenario partition, start of the UTC hour in ms), in key order, for
+/// one file each.
 pub fn group_by_partition<T>(
     rows: &[T],
     key: impl Fn(&T) -> (String, i64),
@@ -104,7 +105,7 @@ pub fn group_by_partition<T>(
     for (i, row) in rows.iter().enumerate() {
         let (scenario, ms) = key(row);
         groups
-            .entry((scenario, ms.div_euclid(MS_PER_HOUR)))
+            .entry((scenario, ms.div_euclid(MS_PER_HOUR) * MS_PER_HOUR))
             .or_default()
             .push(i);
     }
@@ -442,6 +443,49 @@ mod tests {
         assert_eq!(
             object_key(&schema::WINDOWS, "telemetry", t, &batch),
             "windows/scenario=telemetry/dt=2026-11-18/hour=11/part-shardId-000000000001-4959-4960.parquet"
+        );
+    }
+
+    #[test]
+    fn rows_are_grouped_by_the_hour_they_fall_in() {
+        let t = 1_795_000_000_000; // 2026-11-18T11:06:40Z
+        let rows = [
+            ("trades", t),
+            ("trades", t + MS_PER_HOUR),
+            ("telemetry", t),
+            ("trades", t + 1),
+        ];
+        let groups = group_by_partition(&rows, |(s, ms)| (s.to_string(), *ms));
+        let batch = BatchId {
+            shard_id: "s".into(),
+            first_sequence: "1".into(),
+            last_sequence: "2".into(),
+        };
+        let keys: Vec<(String, Vec<usize>)> = groups
+            .into_iter()
+            .map(|((scenario, hour_start), idx)| {
+                (
+                    object_key(&schema::WINDOWS, &scenario, hour_start, &batch),
+                    idx,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (
+                    "windows/scenario=telemetry/dt=2026-11-18/hour=11/part-s-1-2.parquet".into(),
+                    vec![2]
+                ),
+                (
+                    "windows/scenario=trades/dt=2026-11-18/hour=11/part-s-1-2.parquet".into(),
+                    vec![0, 3]
+                ),
+                (
+                    "windows/scenario=trades/dt=2026-11-18/hour=12/part-s-1-2.parquet".into(),
+                    vec![1]
+                ),
+            ]
         );
     }
 

@@ -27,10 +27,25 @@ def test_bad_input_is_an_error_naming_the_line_and_constant_series_work(sluice, 
     assert proc.returncode != 0 and "line 3" in proc.stderr and "oops" in proc.stderr, proc.stderr
     flat = tmp_path / "flat.csv"
     flat.write_text("timestamp,value\n" + "".join(f"2014-01-01 00:{m:02d}:00,5\n" for m in range(60)))
-    for detector in ("combined", "spike_dip", "change_point", "zscore", "windowed_gaussian"):
+    for detector in ("default", "calibrated", "spike_dip", "change_point", "zscore", "windowed_gaussian"):
         out = tmp_path / f"{detector}.csv"
         sluice("detect", "--input", flat, "--output", out, "--detector", detector)
         rows = list(csv.DictReader(out.open()))
         assert len(rows) == 60 and all(r["flagged"] == "0" for r in rows), detector
     unknown = sluice("detect", "--input", flat, "--output", tmp_path / "x.csv", "--detector", "magic", check=False)
     assert unknown.returncode != 0 and "windowed_gaussian" in unknown.stderr
+
+
+def test_default_detector_names_what_fired_and_flags_a_labelled_anomaly(sluice, tmp_path):
+    # art_daily_jumpsup: a daily square wave whose high level jumps on one day; the jump is a
+    # break of the daily pattern, not a point that stands out from its neighbours.
+    source = NAB / "artificialWithAnomaly" / "art_daily_jumpsup.csv"
+    out = tmp_path / "scores.csv"
+    sluice("detect", "--input", source, "--output", out)
+    rows = list(csv.DictReader(out.open()))
+    flagged = [i for i, r in enumerate(rows) if r["flagged"] == "1"]
+    window = range(2787, 3190)  # NAB's labelled window for this file, in rows
+    assert any(i in window for i in flagged), flagged
+    assert len([i for i in flagged if i >= 604 and i not in window]) <= 5, flagged
+    fired = {rows[i]["detector"] for i in flagged if i in window}
+    assert fired <= {"spike", "burst", "level_shift", "daily_spike", "daily_pattern_break"} and fired, fired

@@ -19,8 +19,8 @@ pub struct DetectArgs {
     /// Where to write `timestamp,value,anomaly_score,detector,flagged,baseline,spread`.
     #[arg(long)]
     pub output: PathBuf,
-    /// combined (default), spike_dip, change_point, zscore or windowed_gaussian.
-    #[arg(long, default_value = "combined")]
+    /// default (= calibrated), spike_dip, change_point, zscore or windowed_gaussian.
+    #[arg(long, default_value = "default")]
     pub detector: String,
 }
 
@@ -38,9 +38,9 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
     let chosen = detector(&args.detector)?;
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("reading {}", args.input.display()))?;
-    let (_, values) =
+    let (timestamps, values) =
         parse_series_csv(&text).with_context(|| format!("{}", args.input.display()))?;
-    let verdicts = score_series(chosen, &values);
+    let verdicts = score_series(chosen, &timestamps, &values);
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -121,7 +121,7 @@ pub fn nab_table(root: &Path, json: bool) -> anyhow::Result<()> {
     for d in SeriesDetector::ALL {
         let started = std::time::Instant::now();
         let result = score_corpus(&corpus, |s| {
-            score_series(d, &s.values)
+            score_series(d, &s.timestamps, &s.values)
                 .into_iter()
                 .map(|(v, _)| v.score)
                 .collect()

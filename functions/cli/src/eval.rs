@@ -28,7 +28,9 @@ pub struct EvalArgs {
 }
 
 pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let config = AggregateConfig::default();
+    // Every detector runs side by side, so each row compares like with like.
+    let mut config = AggregateConfig::default();
+    config.detect.detectors = DetectorKind::ALL.to_vec();
     let grace_ms = match config.detect.window {
         sluice_core::window::WindowSpec::Tumbling { size_ms } => size_ms,
         _ => 10_000,

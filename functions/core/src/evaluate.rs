@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn detectors_find_planted_trade_anomalies() {
-        let config = AggregateConfig::default();
+        let mut config = AggregateConfig::default();
+        config.detect.detectors = DetectorKind::ALL.to_vec();
         let (truth, anomalies) =
             run_scenario(Scenario::Trades, 1, 100.0, 1_795_000_000_000, 60, &config);
         let s = score(&truth, &anomalies, None, 10_000);

@@ -56,15 +56,16 @@ fn null_detector_scores_zero_and_perfect_detector_one_hundred() {
 
 #[test]
 fn no_detector_looks_ahead() {
-    let values = &corpus()[0].values;
+    let series = &corpus()[0];
+    let (timestamps, values) = (&series.timestamps[..3000], &series.values[..3000]);
     let n = 1500;
     for detector in SeriesDetector::ALL {
-        let original = score_series(detector, &values[..values.len().min(3000)]);
-        let mut changed: Vec<f64> = values[..values.len().min(3000)].to_vec();
+        let original = score_series(detector, timestamps, values);
+        let mut changed: Vec<f64> = values.to_vec();
         for x in &mut changed[n..] {
             *x = *x * 10.0 + 1e6;
         }
-        let after = score_series(detector, &changed);
+        let after = score_series(detector, timestamps, &changed);
         for i in 0..n {
             assert_eq!(
                 original[i].0.score.to_bits(),
@@ -78,6 +79,30 @@ fn no_detector_looks_ahead() {
             after[n].0.score,
             "{}: the changed point itself must matter",
             detector.name()
+        );
+    }
+}
+
+#[test]
+fn default_detector_beats_the_windowed_gaussian_on_every_profile() {
+    let corpus = corpus();
+    let score = |d: SeriesDetector| {
+        score_corpus(&corpus, |s| {
+            score_series(d, &s.timestamps, &s.values)
+                .into_iter()
+                .map(|(v, _)| v.score)
+                .collect()
+        })
+    };
+    let default = score(SeriesDetector::parse("default").unwrap());
+    let baseline = score(SeriesDetector::WindowedGaussian);
+    for (i, p) in PROFILES.iter().enumerate() {
+        assert!(
+            default[i] > baseline[i],
+            "{}: default {:.1} vs windowed Gaussian {:.1}",
+            p.name,
+            default[i],
+            baseline[i]
         );
     }
 }

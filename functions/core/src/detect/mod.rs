@@ -1,9 +1,12 @@
 //! Streaming anomaly detectors, one instance per (scenario, key, metric) series.
 //!
 //! # Layout
+//! - [`calibrated`]: the default: spikes, dips, level shifts, bursts and breaks of the daily
+//!   pattern, combined into one score calibrated to each series' own history.
 //! - [`spike_dip`]: robust distance from the recent median (spikes and dips).
 //! - [`change_point`]: two-sided CUSUM (level shifts).
 //! - [`zscore`]: exponentially weighted z-score.
+//! - [`windowed_gaussian`]: NAB's baseline, shipped to compare against.
 //! - [`DetectorBank`]: feeds closed windows into per-series detectors and keeps their state.
 //!
 //! Every detector sees one point at a time, in order, and never looks ahead. Every score is in
@@ -11,6 +14,7 @@
 //! evidence grows (`r²/(1+r²)` for a ratio `r` of statistic to threshold). A point is flagged
 //! when its score reaches 0.5, so the rule "anomaly score ≥ X" means the same for every detector.
 
+pub mod calibrated;
 pub mod change_point;
 pub mod spike_dip;
 pub mod windowed_gaussian;
@@ -23,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Scenario;
 use crate::window::{ClosedWindow, ROLLUP_KEY, WindowSpec};
 
+pub use calibrated::Calibrated;
 pub use change_point::ChangePoint;
 pub use spike_dip::SpikeDip;
 pub use windowed_gaussian::WindowedGaussian;
@@ -99,20 +104,26 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
+    Calibrated,
     SpikeDip,
     ChangePoint,
     Zscore,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 3] = [
+    pub const ALL: [DetectorKind; 4] = [
+        DetectorKind::Calibrated,
         DetectorKind::SpikeDip,
         DetectorKind::ChangePoint,
         DetectorKind::Zscore,
     ];
+    /// What the aggregate function runs unless configured otherwise, and what `sluice detect`
+    /// calls `default`.
+    pub const DEFAULT: DetectorKind = DetectorKind::Calibrated;
 
     pub fn as_str(self) -> &'static str {
         match self {
+            DetectorKind::Calibrated => "calibrated",
             DetectorKind::SpikeDip => "spike_dip",
             DetectorKind::ChangePoint => "change_point",
             DetectorKind::Zscore => "zscore",
@@ -126,6 +137,7 @@ impl DetectorKind {
     /// A fresh detector with the shipped parameters (not tuned per series).
     pub fn build(self) -> Detector {
         match self {
+            DetectorKind::Calibrated => Detector::Calibrated(Box::default()),
             DetectorKind::SpikeDip => Detector::SpikeDip(SpikeDip::new(60, 6.0, 12)),
             DetectorKind::ChangePoint => Detector::ChangePoint(ChangePoint::new(60, 0.75, 8.0, 12)),
             DetectorKind::Zscore => Detector::Zscore(ZScore::new(30, 5.0, 12)),
@@ -136,6 +148,8 @@ impl DetectorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Detector {
+    /// Boxed: its state is a few hundred bytes, the others' a few dozen.
+    Calibrated(Box<Calibrated>),
     SpikeDip(SpikeDip),
     ChangePoint(ChangePoint),
     Zscore(ZScore),
@@ -144,14 +158,18 @@ pub enum Detector {
 impl Detector {
     pub fn kind(&self) -> DetectorKind {
         match self {
+            Detector::Calibrated(_) => DetectorKind::Calibrated,
             Detector::SpikeDip(_) => DetectorKind::SpikeDip,
             Detector::ChangePoint(_) => DetectorKind::ChangePoint,
             Detector::Zscore(_) => DetectorKind::Zscore,
         }
     }
 
-    pub fn update(&mut self, value: f64) -> Verdict {
+    /// Scores the point at `t_ms` (UTC ms; the window start in the pipeline). Only the default
+    /// detector uses the time, for its daily profile.
+    pub fn update(&mut self, t_ms: i64, value: f64) -> Verdict {
         match self {
+            Detector::Calibrated(d) => d.update(t_ms, value),
             Detector::SpikeDip(d) => d.update(value),
             Detector::ChangePoint(d) => d.update(value),
             Detector::Zscore(d) => d.update(value),
@@ -163,15 +181,13 @@ impl Detector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeriesDetector {
     Single(DetectorKind),
-    /// Every detector of [`DetectorKind::ALL`]; a point's score is the strongest of theirs.
-    Combined,
     /// NAB's windowed Gaussian baseline (6,400 points), for comparison.
     WindowedGaussian,
 }
 
 impl SeriesDetector {
     pub const ALL: [SeriesDetector; 5] = [
-        SeriesDetector::Combined,
+        SeriesDetector::Single(DetectorKind::Calibrated),
         SeriesDetector::Single(DetectorKind::SpikeDip),
         SeriesDetector::Single(DetectorKind::ChangePoint),
         SeriesDetector::Single(DetectorKind::Zscore),
@@ -181,48 +197,51 @@ impl SeriesDetector {
     pub fn name(self) -> &'static str {
         match self {
             SeriesDetector::Single(k) => k.as_str(),
-            SeriesDetector::Combined => "combined",
             SeriesDetector::WindowedGaussian => "windowed_gaussian",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         match text {
-            "default" | "combined" => Some(SeriesDetector::Combined),
+            "default" => Some(SeriesDetector::Single(DetectorKind::DEFAULT)),
             "windowed_gaussian" => Some(SeriesDetector::WindowedGaussian),
             other => DetectorKind::parse(other).map(SeriesDetector::Single),
         }
     }
 }
 
+/// What fired on a point: the default detector names the kind of evidence (`spike`, `burst`,
+/// `level_shift`, each `…/daily` when judged against the daily profile); the others their name.
+pub type Fired = &'static str;
+
 /// Scores a series one point at a time, in order, with no look-ahead: each point's verdict and
-/// the name of the detector that produced it.
-pub fn score_series(detector: SeriesDetector, values: &[f64]) -> Vec<(Verdict, &'static str)> {
+/// what produced it.
+pub fn score_series(
+    detector: SeriesDetector,
+    timestamps: &[i64],
+    values: &[f64],
+) -> Vec<(Verdict, Fired)> {
+    let points = timestamps.iter().zip(values);
     match detector {
+        SeriesDetector::Single(DetectorKind::Calibrated) => {
+            let mut d = Calibrated::default();
+            points
+                .map(|(&t, &x)| {
+                    let verdict = d.update(t, x);
+                    (verdict, d.evidence().strongest())
+                })
+                .collect()
+        }
         SeriesDetector::Single(kind) => {
             let mut d = kind.build();
-            values
-                .iter()
-                .map(|&x| (d.update(x), kind.as_str()))
+            points
+                .map(|(&t, &x)| (d.update(t, x), kind.as_str()))
                 .collect()
         }
         SeriesDetector::WindowedGaussian => {
             let mut d = WindowedGaussian::new(6400);
-            values
-                .iter()
-                .map(|&x| (d.update(x), "windowed_gaussian"))
-                .collect()
-        }
-        SeriesDetector::Combined => {
-            let mut all: Vec<Detector> = DetectorKind::ALL.iter().map(|k| k.build()).collect();
-            values
-                .iter()
-                .map(|&x| {
-                    all.iter_mut()
-                        .map(|d| (d.update(x), d.kind().as_str()))
-                        .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
-                        .unwrap_or((Verdict::quiet(x, x, 0.0), "combined"))
-                })
+            points
+                .map(|(_, &x)| (d.update(x), "windowed_gaussian"))
                 .collect()
         }
     }
@@ -320,7 +339,7 @@ impl DetectConfig {
                     Keys::RollupOnly,
                 ),
             ],
-            detectors: DetectorKind::ALL.to_vec(),
+            detectors: vec![DetectorKind::DEFAULT],
         }
     }
 }
@@ -430,7 +449,7 @@ impl DetectorBank {
             };
             entry.points += 1;
             for d in &mut entry.detectors {
-                let verdict = d.update(value);
+                let verdict = d.update(w.start_ms, value);
                 if verdict.flagged() {
                     out.push(Anomaly {
                         scenario: w.scenario,
@@ -457,9 +476,12 @@ mod tests {
         (0..n).map(|_| level + r.normal()).collect()
     }
 
+    /// Points one minute apart.
     fn first_flag(kind: DetectorKind, series: &[f64]) -> Option<usize> {
         let mut d = kind.build();
-        series.iter().position(|&x| d.update(x).flagged())
+        (0..)
+            .zip(series)
+            .position(|(i, &x)| d.update(i * 60_000, x).flagged())
     }
 
     #[test]
@@ -501,7 +523,10 @@ mod tests {
         series.extend([5.0, 9.0, 5.0]);
         for kind in DetectorKind::ALL {
             let mut d = kind.build();
-            let verdicts: Vec<Verdict> = series.iter().map(|&x| d.update(x)).collect();
+            let verdicts: Vec<Verdict> = (0..)
+                .zip(&series)
+                .map(|(i, &x)| d.update(i * 60_000, x))
+                .collect();
             assert!(
                 verdicts
                     .iter()

@@ -1,0 +1,202 @@
+//! Development aid: NAB scores of the default detector under parameter overrides, overall and per
+//! category, so a change can be judged on both shipped categories at once.
+//!
+//! `cargo run --release -p sluice-core --example nab_tune -- [NAB_DIR] [name=value ...]`
+
+use std::path::{Path, PathBuf};
+
+use sluice_core::detect::calibrated::{Calibrated, Params};
+use sluice_core::nab::{
+    LabelledSeries, PROFILES, parse_series_csv, parse_windows_json, score_corpus,
+};
+
+fn load(root: &Path) -> Vec<LabelledSeries> {
+    let labels =
+        std::fs::read_to_string(root.join("labels/combined_windows.json")).expect("labels");
+    parse_windows_json(&labels)
+        .expect("labels parse")
+        .into_iter()
+        .filter_map(|(name, windows)| {
+            let text = std::fs::read_to_string(root.join("data").join(&name)).ok()?;
+            let (timestamps, values) = parse_series_csv(&text).expect("series");
+            Some(LabelledSeries {
+                name,
+                timestamps,
+                values,
+                windows,
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    let root = match args.peek() {
+        Some(a) if !a.contains('=') => PathBuf::from(args.next().unwrap_or_default()),
+        _ => PathBuf::from("../shared/nab"),
+    };
+    let mut p = Params::default();
+    for kv in args {
+        let (k, v) = kv.split_once('=').expect("name=value");
+        let v: f64 = v.parse().expect("number");
+        match k {
+            "scale_span" => p.scale_span = v,
+            "spike_threshold" => p.spike_threshold = v,
+            "baseline_span" => p.baseline_span = v,
+            "cusum_slack" => p.cusum_slack = v,
+            "cusum_threshold" => p.cusum_threshold = v,
+            "refractory" => p.refractory = v as u32,
+            "warmup" => p.warmup = v as u32,
+            "seasonal_gain" => p.seasonal_gain = v,
+            "seasonal_span" => p.seasonal_span = v,
+            "rarity_span" => p.rarity_span = v,
+            "rare" => p.rare = v,
+            "density_span" => p.density_span = v,
+            "density_threshold" => p.density_threshold = v,
+            other => panic!("unknown parameter {other}"),
+        }
+    }
+    if std::env::var_os("PLANTED").is_some() {
+        use sluice_core::aggregate::AggregateConfig;
+        use sluice_core::detect::DetectorKind;
+        use sluice_core::evaluate::{run_scenario, score};
+        use sluice_core::event::Scenario;
+        let mut config = AggregateConfig::default();
+        config.detect.detectors = vec![DetectorKind::Calibrated];
+        for scenario in Scenario::ALL {
+            let (mut planted, mut found, mut flags, mut good) = (0, 0, 0, 0);
+            for seed in 1..=3 {
+                let (truth, anomalies) =
+                    run_scenario(scenario, seed, 50.0, 1_767_571_200_000, 240, &config);
+                let s = score(&truth, &anomalies, None, 10_000);
+                planted += s.planted;
+                found += s.found;
+                flags += s.flags;
+                good += s.true_flags;
+            }
+            let (p_, r) = (
+                good as f64 / flags.max(1) as f64,
+                found as f64 / planted.max(1) as f64,
+            );
+            println!(
+                "{:12} planted {planted} found {found} flags {flags} precision {p_:.3} recall {r:.3} F1 {:.3}",
+                scenario.as_str(),
+                2.0 * p_ * r / (p_ + r).max(1e-9)
+            );
+        }
+        return;
+    }
+    let corpus = load(&root);
+    let run = |s: &LabelledSeries| {
+        let mut d = Calibrated::new(p);
+        s.timestamps
+            .iter()
+            .zip(&s.values)
+            .map(|(&t, &x)| d.update(t, x).score)
+            .collect::<Vec<f64>>()
+    };
+    let show = |label: &str, part: &[LabelledSeries]| {
+        let s = score_corpus(part, run);
+        println!("{label:10} {:6.1} {:6.1} {:6.1}", s[0], s[1], s[2]);
+    };
+    println!(
+        "{:10} {:>6} {:>6} {:>6}",
+        "",
+        PROFILES[0].name.get(..6).unwrap_or(""),
+        "lowFP",
+        "lowFN"
+    );
+    show("all", &corpus);
+    let art: Vec<LabelledSeries> = corpus
+        .iter()
+        .filter(|s| s.name.starts_with("artificial"))
+        .cloned()
+        .collect();
+    let aws: Vec<LabelledSeries> = corpus
+        .iter()
+        .filter(|s| !s.name.starts_with("artificial"))
+        .cloned()
+        .collect();
+    show("artificial", &art);
+    show("aws", &aws);
+    // Detections at the shipped flag score (0.5): windows found, missed, and false positives.
+    let (mut found, mut missed, mut false_pos) = (0, 0, 0);
+    for s in &corpus {
+        let scores = run(s);
+        let skip = sluice_core::nab::probationary_rows(s.values.len());
+        let wins: Vec<(i64, i64)> = s.windows.clone();
+        for &(a, b) in &wins {
+            let hit = s
+                .timestamps
+                .iter()
+                .zip(&scores)
+                .any(|(&t, &v)| t >= a && t <= b && v >= 0.5);
+            if hit { found += 1 } else { missed += 1 }
+        }
+        false_pos += s
+            .timestamps
+            .iter()
+            .zip(&scores)
+            .skip(skip)
+            .filter(|&(&t, &v)| v >= 0.5 && !wins.iter().any(|&(a, b)| t >= a && t <= b))
+            .count();
+    }
+    println!("at 0.5: {found} windows found, {missed} missed, {false_pos} false positives");
+    if let Ok(spec) = std::env::var("TRACE") {
+        // TRACE=name:from:to prints each point's evidence.
+        let mut it = spec.split(':');
+        let (name, from, to) = (
+            it.next().unwrap_or(""),
+            it.next().and_then(|v| v.parse().ok()).unwrap_or(0usize),
+            it.next().and_then(|v| v.parse().ok()).unwrap_or(0usize),
+        );
+        if let Some(s) = corpus.iter().find(|s| s.name.contains(name)) {
+            let mut d = Calibrated::new(p);
+            for (i, (&t, &x)) in s.timestamps.iter().zip(&s.values).enumerate().take(to) {
+                let v = d.update(t, x);
+                if i >= from {
+                    let e = d.evidence();
+                    println!(
+                        "{i} x={x:.4} score={:.3} base={:.4} spread={:.4} surprise={:.2} spike={:.2} burst={:.2} shift={:.2} seas={}",
+                        v.score,
+                        v.baseline,
+                        v.spread,
+                        e.surprise,
+                        e.spike,
+                        e.burst,
+                        e.shift,
+                        e.daily
+                    );
+                }
+            }
+        }
+    }
+    if std::env::var_os("PER_FILE").is_some() {
+        for s in &corpus {
+            let scores = run(s);
+            let flags: Vec<usize> = scores
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v >= 0.5)
+                .map(|(i, _)| i)
+                .collect();
+            let wins: Vec<(usize, usize)> = s
+                .windows
+                .iter()
+                .filter_map(|&(a, b)| {
+                    Some((
+                        s.timestamps.iter().position(|&t| t >= a)?,
+                        s.timestamps.iter().rposition(|&t| t <= b)?,
+                    ))
+                })
+                .collect();
+            println!(
+                "{} n={} windows={:?} flags={:?}",
+                s.name,
+                s.values.len(),
+                wins,
+                flags
+            );
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The default detector: several kinds of evidence about one series, combined into one score
+//! calibrated to the series' own history.
+//!
+//! Evidence, per point:
+//! - **spike / dip**: distance from a robust local level (median of the last few points), in
+//!   units of the series' typical one-step surprise;
+//! - **seasonal break**: distance from the same time of day on earlier days, used when the
+//!   daily profile predicts the series better than its local level (a daily jump is then
+//!   expected, and a missing one is news);
+//! - **level shift / variance change**: a two-sided CUSUM of standardised deviations from a slow
+//!   baseline, which accumulates small persistent changes a spike test ignores.
+//!
+//! Each kind of evidence is a ratio to its own threshold; the strongest becomes the score on the
+//! shared `r²/(1+r²)` scale (0.5 = flag). After a flag the detector stays quiet for a refractory
+//! period unless the evidence grows, so one incident is one alert, not a burst.
+//!
+//! State is a fixed-size struct, two 64-bin histograms and at most [`MAX_SLOTS`] daily-profile
+//! slots: at most 3.2 KiB per series whatever its length or rate.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Direction, Verdict, score_from_ratio};
+
+/// Daily-profile resolution cap: 5-minute slots. Finer data shares slots.
+pub const MAX_SLOTS: usize = 288;
+const DAY_MS: i64 = 86_400_000;
+/// Points in the local level's median.
+const LOCAL: usize = 5;
+
+/// The knobs, with shipped defaults; not tuned per series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Points of memory of the typical surprise (the scale every residual is measured in).
+    pub scale_span: f64,
+    /// Spike/dip residual, in typical surprises, at which the score is 0.5.
+    pub spike_threshold: f64,
+    /// Points of memory of the slow baseline the CUSUM measures shifts from.
+    pub baseline_span: f64,
+    /// CUSUM allowance per point (in typical deviations) and decision interval.
+    pub cusum_slack: f64,
+    pub cusum_threshold: f64,
+    /// Points after a flag during which only stronger evidence is reported.
+    pub refractory: u32,
+    /// Points before any score (the scales need a few points to mean something).
+    pub warmup: u32,
+    /// The daily profile is used when its error is below this fraction of the local level's.
+    pub seasonal_gain: f64,
+    /// Memory of each daily-profile slot, in days.
+    pub seasonal_span: f64,
+    /// Points of memory of how often each level of evidence occurs.
+    pub rarity_span: f64,
+    /// Evidence seen at most this often (a fraction of points) counts as rare.
+    pub rare: f64,
+    /// Points of memory of the short-term density of surprises.
+    pub density_span: f64,
+    /// Density (mean clipped surprise) at which the score is 0.5.
+    pub density_threshold: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            scale_span: 500.0,
+            spike_threshold: 8.0,
+            baseline_span: 200.0,
+            cusum_slack: 1.0,
+            cusum_threshold: 30.0,
+            refractory: 150,
+            warmup: 30,
+            seasonal_gain: 1.0,
+            seasonal_span: 3.0,
+            rarity_span: 2000.0,
+            rare: 2e-3,
+            density_span: 24.0,
+            density_threshold: 0.2,
+        }
+    }
+}
+
+fn alpha(span: f64) -> f64 {
+    2.0 / (span + 1.0)
+}
+
+/// Weight of the `n`-th observation (from 1) in a running average that is exact until `span`
+/// points have been seen and exponentially weighted after: early estimates are not biased
+/// towards their zero start.
+fn weight(span: f64, n: u32) -> f64 {
+    alpha(span).max(1.0 / f64::from(n.max(1)))
+}
+
+/// Bins of margin in [`Rarity::tail`] (two quarter-octaves: a factor √2).
+const MARGIN_BINS: usize = 2;
+/// Points of history before anything can count as rare.
+const MIN_HISTORY: f32 = 30.0;
+
+/// Bins of a [`Rarity`] histogram: quarter-octaves from 2⁻⁴ to 2¹².
+const RARITY_BINS: usize = 64;
+
+/// How often a statistic has reached each level in the series' recent history: a decayed
+/// histogram over half-octave bins. It turns "large" into "large *for this series*", which is
+/// what makes one threshold mean the same on a calm gauge and on a spiky counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Rarity {
+    /// Always [`RARITY_BINS`] long (a Vec because serde stops at 32-element arrays).
+    counts: Vec<f32>,
+    total: f32,
+}
+
+impl Default for Rarity {
+    fn default() -> Self {
+        Self {
+            counts: vec![0.0; RARITY_BINS],
+            total: 0.0,
+        }
+    }
+}
+
+impl Rarity {
+    fn bin(value: f64) -> usize {
+        if value <= 0.0 || value.is_nan() {
+            return 0;
+        }
+        (4.0 * value.log2() + 16.0).clamp(0.0, (RARITY_BINS - 1) as f64) as usize
+    }
+
+    /// Estimated probability of a value at least within a factor √2 of this one (one
+    /// pseudo-count for the unseen): the margin keeps a slowly drifting statistic from setting a
+    /// "new record" every few hundred points.
+    fn tail(&self, value: f64) -> f64 {
+        let from = Self::bin(value).saturating_sub(MARGIN_BINS);
+        let above: f32 = self.counts.get(from..).unwrap_or(&[]).iter().sum();
+        (f64::from(above) + 1.0) / (f64::from(self.total) + 1.0)
+    }
+
+    /// `ln p / ln rare`: 1.0 when the value is exactly as rare as `rare`, larger when rarer.
+    /// While the history is shorter than `1 / rare`, "never seen before" is as rare as it gets
+    /// and counts as rare, so a young series is not mute.
+    fn ratio(&self, value: f64, rare: f64) -> f64 {
+        if self.total < MIN_HISTORY {
+            return 0.0;
+        }
+        let rare = rare.max(1.0 / (f64::from(self.total) + 1.0));
+        self.tail(value).ln() / rare.ln()
+    }
+
+    fn learn(&mut self, value: f64, span: f64) {
+        let keep = 1.0 - 1.0 / span as f32;
+        for c in &mut self.counts {
+            *c *= keep;
+        }
+        if let Some(c) = self.counts.get_mut(Self::bin(value)) {
+            *c += 1.0;
+        }
+        self.total = self.total * keep + 1.0;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibrated {
+    params: Params,
+    seen: u32,
+    /// The last [`LOCAL`] values, oldest first once full.
+    recent: [f64; LOCAL],
+    previous_ms: Option<i64>,
+    /// Smallest positive gap between timestamps: the sampling interval.
+    interval_ms: i64,
+    /// Smallest positive step between consecutive values (0 until one is seen): the series'
+    /// resolution.
+    resolution: f64,
+    /// Typical |residual| against the local level and against the daily profile.
+    local_error: f64,
+    seasonal_error: f64,
+    seasonal_points: u32,
+    /// When the daily profile got its first value: it is trusted after a full day.
+    profile_since_ms: i64,
+    /// Daily profile, one slot per phase of the day; None until the slot has been seen.
+    profile: Vec<Option<f32>>,
+    baseline: f64,
+    baseline_dev: f64,
+    /// Mean and mean absolute deviation over about two days (or 576 points), never restarted.
+    level: f64,
+    level_dev: f64,
+    cusum_up: f64,
+    cusum_down: f64,
+    quiet_for: u32,
+    peak: f64,
+    density: f64,
+    spike_rarity: Rarity,
+    density_rarity: Rarity,
+    #[serde(skip)]
+    last: Evidence,
+}
+
+/// What each kind of evidence said about the last point, as ratios to its threshold (1.0 = flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    pub spike: f64,
+    /// Rate of notable surprises.
+    pub burst: f64,
+    pub shift: f64,
+    /// The point's surprise in typical deviations, before rarity.
+    pub surprise: f64,
+    /// The series follows its daily profile, and was judged against it.
+    pub daily: bool,
+}
+
+impl Evidence {
+    /// The kind of evidence that dominated: what `sluice detect` reports as having fired.
+    pub fn strongest(&self) -> &'static str {
+        let (kind, daily) = if self.shift > self.spike.max(self.burst) {
+            ("level_shift", "daily_pattern_break")
+        } else if self.burst > self.spike {
+            ("burst", "burst")
+        } else {
+            ("spike", "daily_spike")
+        };
+        if self.daily { daily } else { kind }
+    }
+}
+
+fn median5(mut v: [f64; LOCAL]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[LOCAL / 2]
+}
+
+impl Default for Calibrated {
+    fn default() -> Self {
+        Self::new(Params::default())
+    }
+}
+
+impl Calibrated {
+    pub fn new(params: Params) -> Self {
+        Self {
+            params,
+            seen: 0,
+            recent: [0.0; LOCAL],
+            previous_ms: None,
+            interval_ms: i64::MAX,
+            resolution: 0.0,
+            local_error: 0.0,
+            seasonal_error: 0.0,
+            seasonal_points: 0,
+            profile_since_ms: 0,
+            profile: Vec::new(),
+            baseline: 0.0,
+            baseline_dev: 0.0,
+            level: 0.0,
+            level_dev: 0.0,
+            cusum_up: 0.0,
+            cusum_down: 0.0,
+            quiet_for: 0,
+            peak: 0.0,
+            density: 0.0,
+            spike_rarity: Rarity::default(),
+            density_rarity: Rarity::default(),
+            last: Evidence::default(),
+        }
+    }
+
+    /// The evidence behind the last verdict.
+    pub fn evidence(&self) -> Evidence {
+        self.last
+    }
+
+    /// Bytes this detector's state occupies, heap included.
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.profile.capacity() * std::mem::size_of::<Option<f32>>()
+            + (self.spike_rarity.counts.capacity() + self.density_rarity.counts.capacity())
+                * std::mem::size_of::<f32>()
+    }
+
+    /// The daily-profile slot of `t_ms`, once the sampling interval is known (the profile's size
+    /// is fixed then) and short enough for a day to have several points.
+    fn slot(&mut self, t_ms: i64) -> Option<usize> {
+        if self.profile.is_empty() {
+            if self.seen < 8 || self.interval_ms == i64::MAX || self.interval_ms > DAY_MS / 24 {
+                return None;
+            }
+            let slots = ((DAY_MS / self.interval_ms) as usize).clamp(1, MAX_SLOTS);
+            self.profile = vec![None; slots];
+            self.profile_since_ms = t_ms;
+        }
+        let slots = self.profile.len() as i128;
+        Some((t_ms.rem_euclid(DAY_MS) as i128 * slots / DAY_MS as i128) as usize)
+    }
+
+    /// Scores the point at `t_ms` (UTC ms) and then learns from it.
+    pub fn update(&mut self, t_ms: i64, x: f64) -> Verdict {
+        let p = self.params;
+        if !x.is_finite() {
+            return Verdict::quiet(x, x, 0.0);
+        }
+        if let Some(prev) = self.previous_ms {
+            let gap = t_ms - prev;
+            if gap > 0 {
+                self.interval_ms = self.interval_ms.min(gap);
+            }
+        }
+        self.previous_ms = Some(t_ms);
+        if self.seen == 0 {
+            self.recent = [x; LOCAL];
+            self.baseline = x;
+            self.level = x;
+            self.seen = 1;
+            return Verdict::quiet(x, x, 0.0);
+        }
+        let step = (x - self.recent[LOCAL - 1]).abs();
+        // Smallest step seen so far (0 until there is one): a one-step move is never more than
+        // one typical deviation, which keeps quantised, mostly flat series quiet.
+        let floor = self.resolution.max(1e-9);
+
+        // Local level: robust to the spike it is about to judge.
+        let local = median5(self.recent);
+        let local_residual = x - local;
+        // Daily profile, when the sampling is regular enough to have one.
+        let slot = self.slot(t_ms);
+        let seasonal = slot
+            .and_then(|s| self.profile.get(s).copied().flatten())
+            .map(f64::from);
+        let seasonal_residual = seasonal.map(|s| x - s);
+
+        let local_scale = self.local_error.max(floor);
+        let seasonal_scale = self.seasonal_error.max(floor);
+        let seasonal_ready = seasonal_residual.is_some() && t_ms - self.profile_since_ms >= DAY_MS;
+        // A point is a spike only if neither its recent level nor its time of day explains it.
+        let local_surprise = local_residual.abs() / local_scale;
+        let (surprise, residual, scale, baseline) = match (seasonal_ready, seasonal_residual) {
+            (true, Some(r)) if r.abs() / seasonal_scale < local_surprise => (
+                r.abs() / seasonal_scale,
+                r,
+                seasonal_scale,
+                seasonal.unwrap_or(local),
+            ),
+            _ => (local_surprise, local_residual, local_scale, local),
+        };
+        let spike_ratio =
+            (surprise / p.spike_threshold).min(self.spike_rarity.ratio(surprise, p.rare));
+        // Rate of notable surprises (half the spike threshold): more of them than this series
+        // usually has is a change of behaviour even when no single point stands out.
+        let notable = f64::from(u8::from(surprise >= 0.5 * p.spike_threshold));
+        let density = self.density + alpha(p.density_span) * (notable - self.density);
+        let density_ratio =
+            (density / p.density_threshold).min(self.density_rarity.ratio(density, p.rare));
+
+        // CUSUM from the slow baseline (or from the daily profile, when the series follows one
+        // closely), in units of its typical deviation.
+        // The daily profile explains the series when its error is well below the series' own
+        // spread over a couple of days.
+        let seasonal_series =
+            seasonal_ready && self.seasonal_error < p.seasonal_gain * self.level_dev;
+        let dev = self.baseline_dev.max(floor);
+        let z = match (seasonal_series, seasonal_residual) {
+            (true, Some(r)) => r / seasonal_scale,
+            _ => (x - self.baseline) / dev,
+        }
+        .clamp(-4.0, 4.0);
+        let warmed = self.seen >= p.warmup;
+        if warmed {
+            self.cusum_up = (self.cusum_up + z - p.cusum_slack).max(0.0);
+            self.cusum_down = (self.cusum_down - z - p.cusum_slack).max(0.0);
+        }
+        let shift_ratio = self.cusum_up.max(self.cusum_down) / p.cusum_threshold;
+
+        let (ratio, direction) = if spike_ratio >= shift_ratio || density_ratio >= shift_ratio {
+            (
+                spike_ratio.max(density_ratio),
+                if residual >= 0.0 {
+                    Direction::Spike
+                } else {
+                    Direction::Dip
+                },
+            )
+        } else if self.cusum_up >= self.cusum_down {
+            (shift_ratio, Direction::LevelUp)
+        } else {
+            (shift_ratio, Direction::LevelDown)
+        };
+
+        self.last = Evidence {
+            spike: spike_ratio,
+            burst: density_ratio,
+            shift: shift_ratio,
+            surprise,
+            daily: seasonal_series,
+        };
+        let mut reported = if warmed { ratio } else { 0.0 };
+        if self.quiet_for > 0 {
+            self.quiet_for -= 1;
+            if reported <= 2.0 * self.peak {
+                reported = 0.0;
+            }
+        }
+        if reported >= 1.0 {
+            self.quiet_for = p.refractory;
+            self.peak = self.peak.max(reported);
+        }
+        if self.quiet_for == 0 {
+            self.peak = 0.0;
+        }
+        let verdict = Verdict {
+            score: score_from_ratio(reported),
+            direction,
+            value: x,
+            baseline,
+            spread: scale,
+        };
+
+        // Learn. Residuals are clipped so one outlier does not inflate the scales.
+        if step > 0.0 && (self.resolution == 0.0 || step < self.resolution) {
+            self.resolution = step;
+        }
+        let a_level = weight(2.0 * self.profile.len().max(MAX_SLOTS) as f64, self.seen);
+        let d_level = x - self.level;
+        self.level += a_level * d_level;
+        self.level_dev += a_level * (d_level.abs() - self.level_dev);
+        self.density = density;
+        if warmed {
+            // Surprises measured against a scale still being found would make everything
+            // later look ordinary.
+            self.spike_rarity.learn(surprise, p.rarity_span);
+            self.density_rarity.learn(density, p.rarity_span);
+        }
+        // `seen` counts the points before this one; this is the `seen`-th residual.
+        let a_scale = weight(p.scale_span, self.seen);
+        // No clipping while the scale itself is still being found.
+        let clip = if warmed {
+            p.spike_threshold * local_scale
+        } else {
+            f64::INFINITY
+        };
+        self.local_error += a_scale * (local_residual.abs().min(clip) - self.local_error);
+        let clip_seasonal = p.spike_threshold * seasonal_scale;
+        if let Some(r) = seasonal_residual {
+            let a = weight(p.scale_span, self.seasonal_points + 1);
+            self.seasonal_error += a * (r.abs().min(clip_seasonal) - self.seasonal_error);
+            self.seasonal_points = self.seasonal_points.saturating_add(1);
+        }
+        // A slot is hit by every point in its part of the day; its memory is in days, however
+        // many points that is.
+        let per_slot = if self.profile.is_empty() {
+            1
+        } else {
+            (DAY_MS / self.profile.len() as i64 / self.interval_ms).max(1)
+        };
+        if let Some(s) = slot
+            && let Some(v) = self.profile.get_mut(s)
+        {
+            let next = match *v {
+                Some(current) => {
+                    // Clipped, so an anomalous day does not become tomorrow's expectation.
+                    let step = match seasonal_residual {
+                        Some(r) if seasonal_ready => {
+                            r.clamp(-2.0 * seasonal_scale, 2.0 * seasonal_scale)
+                        }
+                        _ => x - f64::from(current),
+                    };
+                    current + (alpha(p.seasonal_span) / per_slot as f64 * step) as f32
+                }
+                None => x as f32,
+            };
+            // A value beyond f32's range leaves the slot as it was.
+            if next.is_finite() {
+                *v = Some(next);
+            }
+        }
+        if warmed && shift_ratio >= 1.0 {
+            // A shift was reported: the baseline restarts at the new level.
+            self.baseline = x;
+            self.cusum_up = 0.0;
+            self.cusum_down = 0.0;
+        } else {
+            let a = weight(p.baseline_span, self.seen);
+            let d = x - self.baseline;
+            self.baseline += a * d;
+            let clip = 4.0 * dev;
+            self.baseline_dev += a * (d.abs().min(clip) - self.baseline_dev);
+        }
+        self.recent.rotate_left(1);
+        self.recent[LOCAL - 1] = x;
+        self.seen = self.seen.saturating_add(1);
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use proptest::prelude::*;
+
+    const FIVE_MIN: i64 = 300_000;
+
+    /// A daily square wave (high from 08:00 to 18:00) with noise, five-minute points.
+    fn daily(days: usize, seed: u64) -> Vec<(i64, f64)> {
+        let mut r = Rng::new(seed);
+        (0..days as i64 * 288)
+            .map(|i| {
+                let hour = (i % 288) / 12;
+                let level = if (8..18).contains(&hour) { 80.0 } else { 20.0 };
+                (i * FIVE_MIN, level + r.normal())
+            })
+            .collect()
+    }
+
+    fn flags(series: &[(i64, f64)]) -> Vec<usize> {
+        let mut d = Calibrated::default();
+        series
+            .iter()
+            .enumerate()
+            .filter(|(i, (t, x))| {
+                let v = d.update(*t, *x);
+                if v.flagged() {
+                    eprintln!("{i}: {v:?} {:?}", d.evidence());
+                }
+                v.flagged()
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn a_daily_pattern_is_learnt_and_its_break_is_found() {
+        let mut series = daily(10, 7);
+        let quiet = flags(&series);
+        assert!(
+            quiet.iter().all(|&i| i < 2 * 288),
+            "the daily jumps are expected after two days: {quiet:?}"
+        );
+        // Day 8 stays low all day: no single point is unusual, the missing jump is.
+        let missing = 7 * 288 + 8 * 12;
+        for (_, x) in &mut series[missing..missing + 10 * 12] {
+            *x -= 60.0;
+        }
+        let found = flags(&series);
+        let after: Vec<usize> = found.into_iter().filter(|&i| i >= 2 * 288).collect();
+        assert!(
+            after
+                .first()
+                .is_some_and(|&i| (missing..missing + 12).contains(&i)),
+            "missing jump found within the hour: {after:?}"
+        );
+        assert!(
+            after.len() <= 3,
+            "one incident, not a burst of alerts: {after:?}"
+        );
+    }
+
+    #[test]
+    fn regular_spikes_are_normal_for_a_spiky_series_and_a_bigger_one_is_not() {
+        let mut r = Rng::new(11);
+        let mut series: Vec<(i64, f64)> = (0..3000)
+            .map(|i| {
+                let spike = if i % 97 == 0 { 40.0 } else { 0.0 };
+                (i * FIVE_MIN, 10.0 + r.normal() + spike)
+            })
+            .collect();
+        let routine = flags(&series);
+        assert!(
+            routine.iter().all(|&i| i < 400),
+            "a spike every 97 points is this series' normal: {routine:?}"
+        );
+        series[2500].1 += 400.0;
+        let found = flags(&series);
+        assert_eq!(
+            found.iter().filter(|&&i| i >= 400).collect::<Vec<_>>(),
+            [&2500]
+        );
+    }
+
+    #[test]
+    fn a_small_persistent_shift_is_found_soon_after_it_starts() {
+        let mut r = Rng::new(5);
+        let series: Vec<(i64, f64)> = (0..1500)
+            .map(|i| {
+                (
+                    i * 60_000,
+                    50.0 + r.normal() + if i >= 1000 { 2.5 } else { 0.0 },
+                )
+            })
+            .collect();
+        let found: Vec<usize> = flags(&series).into_iter().filter(|&i| i >= 100).collect();
+        assert!(
+            found.first().is_some_and(|&i| (1000..1030).contains(&i)),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn irregular_constant_and_non_finite_input_is_handled() {
+        let mut d = Calibrated::default();
+        let mut t = 0;
+        for i in 0..2000 {
+            // Repeated and backwards timestamps, as real exports have.
+            t += [0, 60_000, -30_000, 3_600_000][i % 4];
+            let x = if i % 500 == 7 { f64::NAN } else { 3.0 };
+            let v = d.update(t, x);
+            assert!((0.0..=1.0).contains(&v.score), "{v:?}");
+            assert!(!v.flagged(), "a constant series has nothing to flag ({i})");
+        }
+        let v = d.update(t, 1e300);
+        assert!(
+            v.flagged(),
+            "then an absurd value is flagged: {v:?} {:?}",
+            d.evidence()
+        );
+    }
+
+    #[test]
+    fn state_stays_under_eight_kib() {
+        let mut d = Calibrated::default();
+        for (t, x) in daily(20, 3) {
+            d.update(t, x);
+        }
+        // One-second data (the finest profile resolution is capped).
+        for i in 0..100_000 {
+            d.update(20 * 86_400_000 + i * 1000, i as f64);
+        }
+        assert!(d.state_bytes() <= 8 * 1024, "{} bytes", d.state_bytes());
+        let json = serde_json::to_vec(&d).unwrap();
+        assert!(json.len() <= 16 * 1024, "{} bytes of JSON", json.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Snapshotting and restoring (as the aggregate function does between batches) at any
+        /// point changes nothing that follows.
+        #[test]
+        fn snapshot_and_restore_change_nothing(
+            seed in 0u64..1000,
+            cut in 1usize..1400,
+            spikes in proptest::collection::vec((0usize..1500, -50.0f64..50.0), 0..6),
+        ) {
+            let mut series = daily(6, seed)[..1500].to_vec();
+            for (at, size) in spikes {
+                series[at].1 += size;
+            }
+            let mut straight = Calibrated::default();
+            let expected: Vec<u64> =
+                series.iter().map(|&(t, x)| straight.update(t, x).score.to_bits()).collect();
+            let mut first = Calibrated::default();
+            let mut got: Vec<u64> =
+                series[..cut].iter().map(|&(t, x)| first.update(t, x).score.to_bits()).collect();
+            let bytes = serde_json::to_vec(&first).unwrap();
+            let mut restored: Calibrated = serde_json::from_slice(&bytes).unwrap();
+            got.extend(series[cut..].iter().map(|&(t, x)| restored.update(t, x).score.to_bits()));
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

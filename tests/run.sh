@@ -50,5 +50,8 @@ fi
 step "local end-to-end tests (pytest)"
 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" "$VENVS/e2e/bin/pytest" -q tests --ignore=tests/terraform --ignore=tests/aws
 
+step "reference Python handler: same raw, quarantine and window rows as sluice's aggregate (pytest)"
+SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" bash bench/run.sh --test
+
 step "AWS end-to-end tests: Lambda binaries on moto (pytest)"
 SLUICE_LAMBDA_BIN_DIR="$CARGO_TARGET_DIR/debug" SLUICE_AWS_REQUIRE_BINARIES=1 bash tests/aws/run.sh

@@ -20,7 +20,6 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use serde::{Deserialize, Serialize};
 use sluice_core::aggregate::{AggregateConfig, Aggregator, AggregatorState, Output};
@@ -37,6 +36,9 @@ use thiserror::Error;
 
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod payload;
+
+pub use payload::{KinesisBatch, PayloadError};
 
 /// Settings of the aggregate function.
 #[derive(Debug, Clone)]
@@ -94,13 +96,17 @@ pub enum HandlerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
 }
 
 impl HandlerError {
     /// Whether retrying the invocation can help (Lambda's `errorType`).
     pub fn is_retryable(&self) -> bool {
         match self {
-            HandlerError::CorruptState { .. } | HandlerError::Lake(_) => false,
+            HandlerError::CorruptState { .. }
+            | HandlerError::Lake(_)
+            | HandlerError::Payload(_) => false,
             HandlerError::Store(e) => e.is_retryable(),
         }
     }
@@ -414,35 +420,18 @@ pub fn state_key(prefix: &str, event_source_arn: Option<&str>, shard_id: &str) -
     format!("{}/{stream}/{shard_id}.json", prefix.trim_end_matches('/'))
 }
 
-/// Lambda's Kinesis `eventID` is `shardId-000000000000:49545...`.
-fn shard_of(event_id: Option<&str>) -> &str {
-    event_id
-        .and_then(|id| id.split_once(':').map(|(shard, _)| shard))
-        .unwrap_or("shard-unknown")
-}
-
-/// Handles one Kinesis batch (one shard in practice; several are handled one after another).
-pub async fn handle(
-    event: KinesisEvent,
-    deps: &Deps,
-) -> Result<KinesisEventResponse, HandlerError> {
+/// Handles one Kinesis trigger payload, as the runtime received it (one shard in practice;
+/// several are handled one after another).
+pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse, HandlerError> {
+    let batch = KinesisBatch::parse(payload)?;
     // Group by (stream, shard) keeping delivery order.
-    let mut shards: BTreeMap<(Option<String>, String), Vec<InRecord<'_>>> = BTreeMap::new();
-    for r in &event.records {
-        let shard = shard_of(r.event_id.as_deref()).to_string();
-        shards
-            .entry((r.event_source_arn.clone(), shard))
-            .or_default()
-            .push(InRecord {
-                sequence: &r.kinesis.sequence_number,
-                arrival_ms: r.kinesis.approximate_arrival_timestamp.0.timestamp_millis(),
-                partition_key: &r.kinesis.partition_key,
-                data: &r.kinesis.data.0,
-            });
+    let mut shards: BTreeMap<(Option<&str>, &str), Vec<InRecord<'_>>> = BTreeMap::new();
+    for (arn, shard, record) in batch.records() {
+        shards.entry((arn, shard)).or_default().push(record);
     }
     let mut response = KinesisEventResponse::default();
     for ((arn, shard), records) in &shards {
-        if let Err(e) = handle_shard(arn.as_deref(), shard, records, deps).await {
+        if let Err(e) = handle_shard(*arn, shard, records, deps).await {
             if let HandlerError::CorruptState { .. } = e {
                 return Err(e);
             }
@@ -581,9 +570,5 @@ mod tests {
             "state/aggregate/sluice-events/shardId-000000000003.json"
         );
         assert_eq!(state_key("s/", None, "x"), "s/default/x.json");
-        assert_eq!(
-            shard_of(Some("shardId-000000000000:4954")),
-            "shardId-000000000000"
-        );
     }
 }

@@ -10,6 +10,11 @@ use arrow_array::types::Int64Type;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use sluice_aggregate::{Deps, Settings, handle};
+
+/// The bytes Lambda delivers for `event`.
+fn payload(event: &KinesisEvent) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap()
+}
 use sluice_core::event::Scenario;
 use sluice_core::generate::{Generator, GeneratorConfig};
 use sluice_core::lake::decode_parquet;
@@ -88,7 +93,7 @@ async fn garbage_records_are_quarantined_with_their_bytes_and_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let deps = deps(Arc::new(LocalDirStore::new(dir.path())));
     let event: KinesisEvent = serde_json::from_str(FIXTURE).unwrap();
-    let response = handle(event.clone(), &deps).await.unwrap();
+    let response = handle(&payload(&event), &deps).await.unwrap();
     assert!(
         response.batch_item_failures.is_empty(),
         "undecodable records are not failures"
@@ -178,7 +183,7 @@ async fn redelivered_batch_leaves_the_lake_byte_for_byte_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let deps = deps(Arc::new(LocalDirStore::new(dir.path())));
     let batch = generated_batch(4);
-    handle(batch.clone(), &deps).await.unwrap();
+    handle(&payload(&batch), &deps).await.unwrap();
     let first = snapshot(dir.path());
     assert!(
         first.keys().any(|k| k.starts_with("windows/")),
@@ -192,7 +197,7 @@ async fn redelivered_batch_leaves_the_lake_byte_for_byte_unchanged() {
     );
 
     // Same batch again: every record is at or below the committed sequence number.
-    let response = handle(batch.clone(), &deps).await.unwrap();
+    let response = handle(&payload(&batch), &deps).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(snapshot(dir.path()), first);
     assert_eq!(
@@ -204,7 +209,7 @@ async fn redelivered_batch_leaves_the_lake_byte_for_byte_unchanged() {
     // batch is processed again and rewrites exactly the same objects and state.
     let state_key = "state/aggregate/sluice-events/shardId-000000000001.json";
     std::fs::remove_file(dir.path().join(state_key)).unwrap();
-    handle(batch, &deps).await.unwrap();
+    handle(&payload(&batch), &deps).await.unwrap();
     assert_eq!(snapshot(dir.path()), first);
 }
 
@@ -263,7 +268,7 @@ async fn an_unavailable_store_fails_the_batch_from_its_first_record_and_commits_
     };
     let deps = deps(Arc::new(store));
     let batch = generated_batch(3);
-    let response = handle(batch.clone(), &deps).await.unwrap();
+    let response = handle(&payload(&batch), &deps).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),
@@ -290,7 +295,7 @@ async fn a_concurrent_commit_is_detected_not_overwritten() {
     a.records = first.to_vec();
     let mut b = KinesisEvent::default();
     b.records = second.to_vec();
-    handle(a, &plain).await.unwrap();
+    handle(&payload(&a), &plain).await.unwrap();
     let state = std::fs::read(
         dir.path()
             .join("state/aggregate/sluice-events/shardId-000000000001.json"),
@@ -302,7 +307,7 @@ async fn a_concurrent_commit_is_detected_not_overwritten() {
         fail_prefix: None,
         stale_state: true,
     }));
-    let response = handle(b, &racing).await.unwrap();
+    let response = handle(&payload(&b), &racing).await.unwrap();
     assert_eq!(
         response.batch_item_failures.len(),
         1,

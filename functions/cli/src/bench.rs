@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use clap::{Args, Subcommand};
-use sluice_aggregate::{InRecord, Settings, process_shard};
+use sluice_aggregate::{InRecord, KinesisBatch, Settings, process_shard};
 use sluice_core::detect::Calibrated;
 use sluice_core::event::Scenario;
 use sluice_core::generate::{Generator, GeneratorConfig};
@@ -38,6 +37,10 @@ pub enum BenchCommand {
         rate: f64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Spread the events over this many keys (e.g. 500 symbols instead of the scenario's
+        /// own few), to measure how per-key state scales.
+        #[arg(long)]
+        keys: Option<usize>,
         #[arg(long)]
         output: PathBuf,
     },
@@ -48,6 +51,18 @@ pub enum BenchCommand {
         input: PathBuf,
         /// Passes over the series (each from a fresh detector); the best is reported.
         #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
+    /// Time a shipped example query over a lake of generated trades (written first if the lake
+    /// holds fewer rows than asked for).
+    Query {
+        #[arg(long, default_value = "bench-lake")]
+        lake: PathBuf,
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        #[arg(long, default_value = "trades-quantity-by-symbol")]
+        example: String,
+        #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
     /// Time the aggregate handler's work on a Kinesis batch: decode to Parquet bytes.
@@ -68,13 +83,109 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Writes `rows` generated trades as raw Parquet files of a million rows each, unless `lake`
+/// already has them (a marker file records how many).
+fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()> {
+    use sluice_core::lake::{BatchId, Lineage, encode_parquet, object_key, raw_batch};
+    let marker = lake.join(".bench-trades-rows");
+    let have: usize = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    if have >= rows {
+        return Ok(());
+    }
+    if lake.join("trades").exists() {
+        std::fs::remove_dir_all(lake.join("trades"))
+            .with_context(|| format!("clearing {}", lake.display()))?;
+    }
+    let start = 1_795_496_400_000;
+    // 2,000 trades/s of event time: 10M rows span about 83 minutes, two hourly partitions.
+    let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 7, 2_000.0, start));
+    let (mut events, mut truth) = (Vec::new(), Vec::new());
+    let (mut written, mut part) = (0, 0);
+    let chunk = 1_000_000;
+    let started = Instant::now();
+    while written < rows {
+        events.clear();
+        let until = generator.generate_count(chunk.min(rows - written), &mut events, &mut truth);
+        let sequence = format!("{part:06}");
+        let lineage = Lineage {
+            shard_id: "shardId-bench",
+            sequence_number: &sequence,
+            arrival_ms: until,
+        };
+        let rowset: Vec<_> = events.iter().map(|e| (e, lineage)).collect();
+        let bytes = encode_parquet(&raw_batch(Scenario::Trades, &rowset)?)?;
+        let batch = BatchId {
+            shard_id: "bench".into(),
+            first_sequence: sequence.clone(),
+            last_sequence: sequence.clone(),
+        };
+        let key = object_key(
+            sluice_core::schema::raw_table(Scenario::Trades),
+            "trades",
+            events[0].event_time_ms,
+            &batch,
+        );
+        let path = lake.join(&key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        written += events.len();
+        part += 1;
+        eprintln!(
+            "  {written} / {rows} trade rows written ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    std::fs::write(&marker, rows.to_string())?;
+    Ok(())
+}
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
+        BenchCommand::Query {
+            lake,
+            rows,
+            example,
+            repeat,
+        } => {
+            let sql = crate::query::EXAMPLES
+                .iter()
+                .find(|(name, _, _)| *name == example)
+                .map(|(_, _, sql)| *sql)
+                .with_context(|| format!("no example query named {example:?}"))?;
+            ensure_trades_lake(&lake, rows)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let mut best = f64::INFINITY;
+            let mut result_rows = 0;
+            for _ in 0..repeat.max(1) {
+                let started = Instant::now();
+                let batches = runtime.block_on(crate::query::run_sql(&lake, sql))?;
+                best = best.min(started.elapsed().as_secs_f64());
+                result_rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "query": example,
+                    "lake_rows": rows,
+                    "result_rows": result_rows,
+                    "seconds": best,
+                    "rows_per_s": rows as f64 / best,
+                    "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                })
+            );
+            Ok(())
+        }
         BenchCommand::MakeEvent {
             scenario,
             records,
             rate,
             seed,
+            keys,
             output,
         } => {
             let scenario = Scenario::parse(&scenario)
@@ -82,12 +193,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let start = 1_795_496_400_000;
             let mut generator = Generator::new(GeneratorConfig::new(scenario, seed, rate, start));
             let (mut events, mut truth) = (Vec::new(), Vec::new());
-            let mut until = start;
-            while events.len() < records {
-                until += 1_000;
-                generator.generate_until(until, &mut events, &mut truth);
+            let until = generator.generate_count(records, &mut events, &mut truth);
+            if let Some(keys) = keys {
+                // Round-robin: every key gets the same share, and the values stay realistic.
+                for (i, e) in events.iter_mut().enumerate() {
+                    e.key = format!("key-{:04}", i % keys.max(1));
+                }
             }
-            events.truncate(records);
             let log: Vec<LogRecord> = events
                 .iter()
                 .enumerate()
@@ -152,18 +264,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 // Timed from the payload's bytes, as the runtime hands them over: parsing the
                 // Kinesis envelope and base64 is part of the handler's cost.
                 let started = Instant::now();
-                let batch: KinesisEvent =
-                    serde_json::from_slice(&bytes).context("not a KinesisEvent")?;
-                let records: Vec<InRecord<'_>> = batch
-                    .records
-                    .iter()
-                    .map(|r| InRecord {
-                        sequence: &r.kinesis.sequence_number,
-                        arrival_ms: r.kinesis.approximate_arrival_timestamp.0.timestamp_millis(),
-                        partition_key: &r.kinesis.partition_key,
-                        data: &r.kinesis.data.0,
-                    })
-                    .collect();
+                let batch = KinesisBatch::parse(&bytes)?;
+                let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
                 let processed = process_shard(&settings, None, "shardId-000000000000", &records)?;
                 best = best.min(started.elapsed().as_secs_f64());
                 records_len = records.len();

@@ -80,7 +80,11 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let output = match args.function {
         Function::Aggregate => {
             let deps = local::aggregate_deps(store, args.windows.aggregate_settings()?, metrics);
-            let response = sluice_aggregate::handle(payload(&args.event)?, &deps).await?;
+            let bytes = std::fs::read(&args.event)
+                .with_context(|| format!("reading {}", args.event.display()))?;
+            let response = sluice_aggregate::handle(&bytes, &deps)
+                .await
+                .with_context(|| format!("{}", args.event.display()))?;
             serde_json::to_value(response)?
         }
         Function::Alert => {

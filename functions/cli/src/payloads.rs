@@ -14,6 +14,12 @@ fn utc(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// The bytes Lambda delivers to the aggregate function for `records`.
+pub fn kinesis_payload(records: &[LogRecord]) -> Vec<u8> {
+    // Serializing our own KinesisEvent cannot fail: no maps with non-string keys, no NaN.
+    serde_json::to_vec(&kinesis_event(records)).unwrap_or_default()
+}
+
 pub fn kinesis_event(records: &[LogRecord]) -> KinesisEvent {
     let mut event = KinesisEvent::default();
     event.records = records

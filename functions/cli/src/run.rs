@@ -129,7 +129,7 @@ impl Pipeline {
                     break;
                 };
                 let response =
-                    sluice_aggregate::handle(payloads::kinesis_event(&records), &self.aggregate)
+                    sluice_aggregate::handle(&payloads::kinesis_payload(&records), &self.aggregate)
                         .await
                         .context("aggregate")?;
                 if !response.batch_item_failures.is_empty() {

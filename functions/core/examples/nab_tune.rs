@@ -88,12 +88,21 @@ fn main() {
     }
     let corpus = load(&root);
     if std::env::var_os("STATE").is_some() {
-        let sizes: Vec<usize> = corpus.iter().map(|s| {
-            let mut d = Calibrated::new(p);
-            for (&t, &x) in s.timestamps.iter().zip(&s.values) { d.update(t, x); }
-            serde_json::to_vec(&d).map_or(0, |b| b.len())
-        }).collect();
-        println!("state JSON bytes: min {:?} max {:?}", sizes.iter().min(), sizes.iter().max());
+        let sizes: Vec<usize> = corpus
+            .iter()
+            .map(|s| {
+                let mut d = Calibrated::new(p);
+                for (&t, &x) in s.timestamps.iter().zip(&s.values) {
+                    d.update(t, x);
+                }
+                serde_json::to_vec(&d).map_or(0, |b| b.len())
+            })
+            .collect();
+        println!(
+            "state JSON bytes: min {:?} max {:?}",
+            sizes.iter().min(),
+            sizes.iter().max()
+        );
     }
     let run = |s: &LabelledSeries| {
         let mut d = Calibrated::new(p);

@@ -168,6 +168,24 @@ impl Generator {
         self.emitted
     }
 
+    /// Exactly `count` events (and what was planted among them), generated a second of event
+    /// time at a time; returns the event time reached. For benchmarks and fixed-size batches.
+    pub fn generate_count(
+        &mut self,
+        count: usize,
+        out: &mut Vec<Event>,
+        truth: &mut Vec<PlantedAnomaly>,
+    ) -> i64 {
+        let target = out.len() + count;
+        let mut until = self.next_ms as i64;
+        while out.len() < target {
+            until += MS_PER_SECOND;
+            self.generate_until(until, out, truth);
+        }
+        out.truncate(target);
+        until
+    }
+
     /// Appends every event with event time before `end_ms` (before any out-of-order shift) to
     /// `out`, and every anomaly planted among them to `truth`.
     pub fn generate_until(

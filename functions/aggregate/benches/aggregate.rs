@@ -1,0 +1,67 @@
+//! The aggregate handler's work on a realistic batch: 10,000 trade records as Lambda delivers
+//! them (base64 JSON in a Kinesis event), from the payload's bytes to Parquet bytes ready to
+//! upload, windows and detectors on; and how it scales with batch size and key count.
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_aggregate::{InRecord, KinesisBatch, Settings, process_shard};
+use sluice_core::event::Scenario;
+use sluice_core::generate::{Generator, GeneratorConfig};
+
+/// `records` trades at 1,000/s of event time, spread over `keys` keys if given, as a payload.
+fn payload(records: usize, keys: Option<usize>) -> Vec<u8> {
+    let start = 1_795_496_400_000;
+    let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 42, 1_000.0, start));
+    let (mut events, mut truth) = (Vec::new(), Vec::new());
+    let until = generator.generate_count(records, &mut events, &mut truth);
+    let mut event = KinesisEvent::default();
+    for (i, e) in events.iter_mut().enumerate() {
+        if let Some(keys) = keys {
+            e.key = format!("key-{:04}", i % keys);
+        }
+        let mut r = KinesisEventRecord::default();
+        r.event_id = Some(format!("shardId-000000000000:{}", 1_000_000 + i));
+        r.event_source_arn = Some("arn:aws:kinesis:eu-west-1:1:stream/sluice-events".into());
+        r.kinesis.partition_key = e.key.clone();
+        r.kinesis.sequence_number = (1_000_000 + i).to_string();
+        r.kinesis.data.0 = e.to_json();
+        r.kinesis.approximate_arrival_timestamp.0 =
+            chrono::DateTime::from_timestamp_millis(until).unwrap_or_default();
+        event.records.push(r);
+    }
+    serde_json::to_vec(&event).expect("payload")
+}
+
+fn run(settings: &Settings, bytes: &[u8]) -> usize {
+    let batch = KinesisBatch::parse(bytes).expect("payload parses");
+    let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
+    let processed =
+        process_shard(settings, None, "shardId-000000000000", &records).expect("processed");
+    processed.objects.iter().map(|(_, b)| b.len()).sum()
+}
+
+fn aggregate(c: &mut Criterion) {
+    let settings = Settings::default();
+    let mut group = c.benchmark_group("aggregate");
+    group.sample_size(20);
+    for records in [1_000, 10_000, 100_000] {
+        let bytes = payload(records, None);
+        group.throughput(Throughput::Elements(records as u64));
+        group.bench_with_input(BenchmarkId::new("trades", records), &bytes, |b, bytes| {
+            b.iter(|| run(&settings, bytes))
+        });
+    }
+    for keys in [5, 500] {
+        let bytes = payload(10_000, Some(keys));
+        group.throughput(Throughput::Elements(10_000));
+        group.bench_with_input(
+            BenchmarkId::new("trades_10k_keys", keys),
+            &bytes,
+            |b, bytes| b.iter(|| run(&settings, bytes)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, aggregate);
+criterion_main!(benches);

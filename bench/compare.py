@@ -357,9 +357,9 @@ def print_table(rows: list, meta: dict) -> None:
             f"{r['sluice_peak_rss_mb']:.0f} MB",
             f"{r['python_peak_rss_mb']:.0f} MB ({r['python_baseline_rss_mb']:.0f})",
             "yes" if r["equal"] else "NO"))
-    print("python RSS: peak (after imports alone). sluice times decode→Parquet on records already "
-          "parsed and base64-decoded;\npython times handler(event dict) incl. base64; "
-          "py+parse adds json.loads of the whole Lambda payload.")
+    print("python RSS: peak (after imports alone). sluice times the payload's bytes → Parquet "
+          "(Kinesis JSON, base64 included);\npython times handler(event dict) incl. base64; "
+          "py+parse adds json.loads of the whole Lambda payload; ratio = sluice / py+parse.")
 
 
 def main(argv=None) -> int:

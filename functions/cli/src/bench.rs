@@ -158,12 +158,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 .map(|(_, _, sql)| *sql)
                 .with_context(|| format!("no example query named {example:?}"))?;
             ensure_trades_lake(&lake, rows)?;
-            let runtime = tokio::runtime::Runtime::new()?;
+            // `sluice` runs on tokio's multi-threaded runtime; this subcommand is synchronous.
+            let runtime = tokio::runtime::Handle::current();
             let mut best = f64::INFINITY;
             let mut result_rows = 0;
             for _ in 0..repeat.max(1) {
                 let started = Instant::now();
-                let batches = runtime.block_on(crate::query::run_sql(&lake, sql))?;
+                let batches = tokio::task::block_in_place(|| {
+                    runtime.block_on(crate::query::run_sql(&lake, sql))
+                })?;
                 best = best.min(started.elapsed().as_secs_f64());
                 result_rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
             }

@@ -174,12 +174,13 @@ pub fn config_fingerprint(config: &AggregateConfig) -> String {
 fn quarantine_scenario(data: &[u8]) -> &'static str {
     #[derive(Deserialize)]
     struct Probe<'a> {
+        // Cow: a JSON escape in the value ("tr\u0061des") cannot be borrowed.
         #[serde(borrow)]
-        scenario: Option<&'a str>,
+        scenario: Option<std::borrow::Cow<'a, str>>,
     }
     serde_json::from_slice::<Probe>(data)
         .ok()
-        .and_then(|p| p.scenario.and_then(Scenario::parse))
+        .and_then(|p| p.scenario.as_deref().and_then(Scenario::parse))
         .map_or("unknown", Scenario::as_str)
 }
 

@@ -19,6 +19,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::detect::Anomaly;
@@ -113,12 +114,20 @@ pub fn group_by_partition<T>(
 }
 
 fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         // Level 1: most of zstd's ratio on this data at a fraction of the CPU of the default.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")));
+    // Unique per row: a dictionary would hold every value once and save nothing, after hashing
+    // each of them.
+    for column in UNIQUE_COLUMNS {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    builder.build()
 }
+
+/// Columns whose values do not repeat within a file.
+const UNIQUE_COLUMNS: &[&str] = &["event_id", "sequence_number"];
 
 /// One batch as a complete Parquet file in memory (footer written).
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {

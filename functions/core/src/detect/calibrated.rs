@@ -218,6 +218,17 @@ impl Evidence {
     }
 }
 
+/// Evidence that is both large and rare is reported by its size, so the score keeps rising with
+/// the size of the event (a 0.9 means "far beyond the threshold", as for every detector);
+/// evidence that is not both stays below the threshold, at the weaker of the two.
+fn gated(magnitude: f64, rarity: f64) -> f64 {
+    if magnitude >= 1.0 && rarity >= 1.0 {
+        magnitude
+    } else {
+        magnitude.min(rarity)
+    }
+}
+
 fn median5(mut v: [f64; LOCAL]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[LOCAL / 2]
@@ -335,14 +346,18 @@ impl Calibrated {
             ),
             _ => (local_surprise, local_residual, local_scale, local),
         };
-        let spike_ratio =
-            (surprise / p.spike_threshold).min(self.spike_rarity.ratio(surprise, p.rare));
+        let spike_ratio = gated(
+            surprise / p.spike_threshold,
+            self.spike_rarity.ratio(surprise, p.rare),
+        );
         // Rate of notable surprises (half the spike threshold): more of them than this series
         // usually has is a change of behaviour even when no single point stands out.
         let notable = f64::from(u8::from(surprise >= 0.5 * p.spike_threshold));
         let density = self.density + alpha(p.density_span) * (notable - self.density);
-        let density_ratio =
-            (density / p.density_threshold).min(self.density_rarity.ratio(density, p.rare));
+        let density_ratio = gated(
+            density / p.density_threshold,
+            self.density_rarity.ratio(density, p.rare),
+        );
 
         // CUSUM from the slow baseline (or from the daily profile, when the series follows one
         // closely), in units of its typical deviation.
@@ -567,6 +582,22 @@ mod tests {
             found.iter().filter(|&&i| i >= 400).collect::<Vec<_>>(),
             [&2500]
         );
+    }
+
+    #[test]
+    fn the_score_of_a_rare_event_grows_with_its_size() {
+        let score_of = |size: f64| {
+            let mut r = Rng::new(9);
+            let mut d = Calibrated::default();
+            for i in 0..1000 {
+                d.update(i * FIVE_MIN, 50.0 + r.normal());
+            }
+            d.update(1000 * FIVE_MIN, 50.0 + size).score
+        };
+        let (moderate, huge) = (score_of(15.0), score_of(60.0));
+        assert!(moderate >= 0.5, "{moderate}");
+        assert!(huge >= 0.9 && huge > moderate, "{moderate} {huge}");
+        assert!(score_of(2.0) < 0.5);
     }
 
     #[test]

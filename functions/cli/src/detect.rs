@@ -4,12 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use sluice_core::detect::{FLAG_SCORE, SeriesDetector, score_series};
-use sluice_core::nab::{
-    LabelledSeries, PROFILES, parse_series_csv, parse_windows_json, score_corpus,
-};
+use sluice_core::nab::{LabelledSeries, PROFILES, parse_series_csv, score_corpus};
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -75,33 +73,9 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A labelled NAB corpus: every CSV under `data/` with its windows from `labels/combined_windows.json`.
+/// A labelled NAB corpus (see [`sluice_core::nab::load_corpus`]).
 pub fn load_corpus(root: &Path) -> anyhow::Result<Vec<LabelledSeries>> {
-    let labels_path = root.join("labels/combined_windows.json");
-    let text = std::fs::read_to_string(&labels_path)
-        .with_context(|| format!("reading {}", labels_path.display()))?;
-    let labels = parse_windows_json(&text).with_context(|| format!("{}", labels_path.display()))?;
-    let mut series = Vec::new();
-    for (name, windows) in labels {
-        let path = root.join("data").join(&name);
-        if !path.exists() {
-            continue; // categories not shipped here
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let (timestamps, values) =
-            parse_series_csv(&text).with_context(|| format!("{}", path.display()))?;
-        series.push(LabelledSeries {
-            name,
-            timestamps,
-            values,
-            windows,
-        });
-    }
-    if series.is_empty() {
-        bail!("no labelled series found under {}", root.display());
-    }
-    Ok(series)
+    Ok(sluice_core::nab::load_corpus(root)?)
 }
 
 pub fn nab_table(root: &Path, json: bool) -> anyhow::Result<()> {

@@ -3,31 +3,10 @@
 //!
 //! `cargo run --release -p sluice-core --example nab_tune -- [NAB_DIR] [name=value ...]`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sluice_core::detect::calibrated::{Calibrated, Params};
-use sluice_core::nab::{
-    LabelledSeries, PROFILES, parse_series_csv, parse_windows_json, score_corpus,
-};
-
-fn load(root: &Path) -> Vec<LabelledSeries> {
-    let labels =
-        std::fs::read_to_string(root.join("labels/combined_windows.json")).expect("labels");
-    parse_windows_json(&labels)
-        .expect("labels parse")
-        .into_iter()
-        .filter_map(|(name, windows)| {
-            let text = std::fs::read_to_string(root.join("data").join(&name)).ok()?;
-            let (timestamps, values) = parse_series_csv(&text).expect("series");
-            Some(LabelledSeries {
-                name,
-                timestamps,
-                values,
-                windows,
-            })
-        })
-        .collect()
-}
+use sluice_core::nab::{LabelledSeries, PROFILES, score_corpus};
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
@@ -86,7 +65,7 @@ fn main() {
         }
         return;
     }
-    let corpus = load(&root);
+    let corpus = sluice_core::nab::load_corpus(&root).expect("NAB corpus");
     if std::env::var_os("STATE").is_some() {
         let sizes: Vec<usize> = corpus
             .iter()

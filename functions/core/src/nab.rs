@@ -12,6 +12,8 @@
 //! - Totals are normalised: 100 × (raw − null) / (perfect − null), where the null detector never
 //!   fires and the perfect one fires on the first row of every window.
 
+use std::path::{Path, PathBuf};
+
 use thiserror::Error;
 
 use crate::time::{Offset, parse_timestamp_ms};
@@ -197,6 +199,55 @@ pub fn points(
         out.push(point);
     }
     out
+}
+
+/// Why a labelled corpus could not be loaded; every variant names the file.
+#[derive(Debug, Error)]
+pub enum CorpusError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: SeriesError },
+    #[error("no labelled series found under {0}")]
+    Empty(PathBuf),
+}
+
+/// A NAB-layout corpus: every CSV under `root/data/` that `root/labels/combined_windows.json`
+/// labels. Labelled files that are absent are skipped (a corpus may ship only some categories).
+pub fn load_corpus(root: &Path) -> Result<Vec<LabelledSeries>, CorpusError> {
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map(|text| (text, path.clone()))
+            .map_err(|source| CorpusError::Read { path, source })
+    };
+    let (labels, labels_path) = read(root.join("labels/combined_windows.json"))?;
+    let labels = parse_windows_json(&labels).map_err(|source| CorpusError::Parse {
+        path: labels_path,
+        source,
+    })?;
+    let mut series = Vec::new();
+    for (name, windows) in labels {
+        let path = root.join("data").join(&name);
+        if !path.exists() {
+            continue;
+        }
+        let (text, path) = read(path)?;
+        let (timestamps, values) =
+            parse_series_csv(&text).map_err(|source| CorpusError::Parse { path, source })?;
+        series.push(LabelledSeries {
+            name,
+            timestamps,
+            values,
+            windows,
+        });
+    }
+    if series.is_empty() {
+        return Err(CorpusError::Empty(root.to_path_buf()));
+    }
+    Ok(series)
 }
 
 /// One labelled series of a corpus.

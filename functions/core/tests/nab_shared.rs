@@ -4,28 +4,13 @@
 use std::path::PathBuf;
 
 use sluice_core::detect::{SeriesDetector, score_series};
-use sluice_core::nab::{
-    LabelledSeries, PROFILES, parse_series_csv, parse_windows_json, score_corpus,
-};
+use sluice_core::nab::{LabelledSeries, PROFILES, load_corpus, score_corpus};
 
 /// Every shipped series.
 fn corpus() -> Vec<LabelledSeries> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/nab");
-    let labels = std::fs::read_to_string(root.join("labels/combined_windows.json"))
+    let out = load_corpus(&root)
         .unwrap_or_else(|e| panic!("NAB data expected at {}: {e}", root.display()));
-    let mut out = Vec::new();
-    for (name, windows) in parse_windows_json(&labels).unwrap() {
-        if let Ok(text) = std::fs::read_to_string(root.join("data").join(&name)) {
-            let (timestamps, values) =
-                parse_series_csv(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            out.push(LabelledSeries {
-                name,
-                timestamps,
-                values,
-                windows,
-            });
-        }
-    }
     assert_eq!(out.len(), 23, "both shipped categories");
     out
 }

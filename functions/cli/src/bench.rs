@@ -95,9 +95,20 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
     if have >= rows {
         return Ok(());
     }
-    if lake.join("trades").exists() {
-        std::fs::remove_dir_all(lake.join("trades"))
-            .with_context(|| format!("clearing {}", lake.display()))?;
+    // The raw trades table's directory (`raw/scenario=trades`), from the lake layout itself.
+    let table = sluice_core::schema::raw_table(Scenario::Trades);
+    let probe = BatchId {
+        shard_id: "bench".into(),
+        first_sequence: "0".into(),
+        last_sequence: "0".into(),
+    };
+    let table_dir: PathBuf = object_key(table, "trades", 0, &probe)
+        .split('/')
+        .take(2)
+        .collect();
+    if lake.join(&table_dir).exists() {
+        std::fs::remove_dir_all(lake.join(&table_dir))
+            .with_context(|| format!("clearing {}", lake.join(&table_dir).display()))?;
     }
     let start = 1_795_496_400_000;
     // 2,000 trades/s of event time: 10M rows span about 83 minutes, two hourly partitions.

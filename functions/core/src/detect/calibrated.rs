@@ -584,6 +584,46 @@ mod tests {
         );
     }
 
+    /// Shapes of NAB's artificialNoAnomaly category (not shipped here): nothing to flag after the
+    /// first 15 % (NAB's probationary period).
+    #[test]
+    fn series_without_anomalies_stay_quiet() {
+        let n = 4032;
+        let day = |i: i64| (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+        let mut r = Rng::new(21);
+        let shapes: Vec<(&str, Vec<f64>)> = vec![
+            ("flatline", vec![50.0; n]),
+            (
+                "perfect square wave",
+                (0..n as i64)
+                    .map(|i| if (i % 288) < 144 { 20.0 } else { 80.0 })
+                    .collect(),
+            ),
+            (
+                "daily sine, no noise",
+                (0..n as i64).map(|i| 50.0 + 30.0 * day(i).sin()).collect(),
+            ),
+            (
+                "daily sine, small noise",
+                (0..n as i64)
+                    .map(|i| 50.0 + 30.0 * day(i).sin() + 0.5 * r.normal())
+                    .collect(),
+            ),
+            (
+                "white noise",
+                (0..n).map(|_| 50.0 + 5.0 * r.normal()).collect(),
+            ),
+        ];
+        for (name, values) in shapes {
+            let series: Vec<(i64, f64)> = (0..n as i64).map(|i| i * FIVE_MIN).zip(values).collect();
+            let late: Vec<usize> = flags(&series)
+                .into_iter()
+                .filter(|&i| i >= n * 15 / 100)
+                .collect();
+            assert!(late.is_empty(), "{name}: {late:?}");
+        }
+    }
+
     #[test]
     fn the_score_of_a_rare_event_grows_with_its_size() {
         let score_of = |size: f64| {

@@ -3,16 +3,21 @@
 //!
 //! Evidence, per point:
 //! - **spike / dip**: distance from a robust local level (median of the last few points), in
-//!   units of the series' typical one-step surprise;
-//! - **seasonal break**: distance from the same time of day on earlier days, used when the
-//!   daily profile predicts the series better than its local level (a daily jump is then
-//!   expected, and a missing one is news);
+//!   units of the series' typical one-step surprise. Once the daily profile has a day of history,
+//!   the smaller of that and the distance from the same time of day: a point is a spike only if
+//!   neither its neighbours nor its time of day explain it, so a daily jump is expected;
+//! - **burst**: the recent rate of notable surprises, for changes of behaviour in which no single
+//!   point stands out;
 //! - **level shift / variance change**: a two-sided CUSUM of standardised deviations from a slow
-//!   baseline, which accumulates small persistent changes a spike test ignores.
+//!   baseline, or from the daily profile when that explains the series at least as well as its
+//!   two-day mean (a missing or changed daily pattern is then a shift);
+//! - **rarity**: spike and burst evidence counts only when it is also rare for this series
+//!   (a decayed histogram of its past evidence), which lets one threshold serve a calm gauge and
+//!   a spiky counter.
 //!
 //! Each kind of evidence is a ratio to its own threshold; the strongest becomes the score on the
 //! shared `r²/(1+r²)` scale (0.5 = flag). After a flag the detector stays quiet for a refractory
-//! period unless the evidence grows, so one incident is one alert, not a burst.
+//! period unless the evidence doubles, so one incident is one alert, not a burst of them.
 //!
 //! State is a fixed-size struct, two 64-bin histograms and at most [`MAX_SLOTS`] daily-profile
 //! slots: at most 3.2 KiB per series whatever its length or rate.
@@ -43,7 +48,8 @@ pub struct Params {
     pub refractory: u32,
     /// Points before any score (the scales need a few points to mean something).
     pub warmup: u32,
-    /// The daily profile is used when its error is below this fraction of the local level's.
+    /// The level-shift test follows the daily profile when the profile's typical error is below
+    /// this fraction of the series' typical deviation from its two-day mean.
     pub seasonal_gain: f64,
     /// Memory of each daily-profile slot, in days.
     pub seasonal_span: f64,
@@ -359,10 +365,8 @@ impl Calibrated {
             self.density_rarity.ratio(density, p.rare),
         );
 
-        // CUSUM from the slow baseline (or from the daily profile, when the series follows one
-        // closely), in units of its typical deviation.
-        // The daily profile explains the series when its error is well below the series' own
-        // spread over a couple of days.
+        // CUSUM from the slow baseline, or from the daily profile when that explains the series
+        // at least as well as its two-day mean; in units of the typical deviation.
         let seasonal_series =
             seasonal_ready && self.seasonal_error < p.seasonal_gain * self.level_dev;
         let dev = self.baseline_dev.max(floor);
@@ -524,13 +528,7 @@ mod tests {
         series
             .iter()
             .enumerate()
-            .filter(|(i, (t, x))| {
-                let v = d.update(*t, *x);
-                if v.flagged() {
-                    eprintln!("{i}: {v:?} {:?}", d.evidence());
-                }
-                v.flagged()
-            })
+            .filter(|(_, (t, x))| d.update(*t, *x).flagged())
             .map(|(i, _)| i)
             .collect()
     }

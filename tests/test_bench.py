@@ -50,6 +50,10 @@ def test_make_event_and_aggregate_bench_agree_on_the_batch(sluice, tmp_path):
     assert report["records"] == 700
     assert report["events"] + report["quarantined"] == 700 and report["quarantined"] == 0
     assert report["objects"] >= 1 and report["parquet_bytes"] > 0
+    # Steady state: the first half builds the shard's state, the second half is timed from it.
+    warm = last_json(sluice("bench", "aggregate", "--event", batch, "--repeat", "1", "--warm").stdout)
+    assert warm["records"] == 350 and warm["events"] == 350
+    assert warm["prior_state_bytes"] > 0 and warm["state_bytes"] > 0
 
 
 def test_detect_bench_scores_every_point_with_bounded_state(sluice, tmp_path):

@@ -69,9 +69,14 @@ pub enum BenchCommand {
     Aggregate {
         #[arg(long)]
         event: PathBuf,
-        /// Runs to time (each from empty state); the best is reported.
+        /// Runs to time (each from the same starting state); the best is reported.
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Steady state, as a long-running shard sees it: the first half of the batch builds the
+        /// shard's state (untimed); the second half is timed from that state's JSON, and the
+        /// new state's JSON is written, as the Lambda does around every batch.
+        #[arg(long)]
+        warm: bool,
     },
 }
 
@@ -267,20 +272,54 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        BenchCommand::Aggregate { event, repeat } => {
-            let bytes =
+        BenchCommand::Aggregate {
+            event,
+            repeat,
+            warm,
+        } => {
+            let mut bytes =
                 std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
             let settings = Settings::default();
+            let shard = "shardId-000000000000";
+            // With --warm: the first half's payload builds the state, kept as the JSON the store
+            // would hold; the second half becomes the payload that is timed.
+            let prior_json = if warm {
+                let mut payload: serde_json::Value =
+                    serde_json::from_slice(&bytes).context("not a Kinesis event")?;
+                let records = payload
+                    .get_mut("Records")
+                    .and_then(|r| r.as_array_mut())
+                    .context("no Records in the event")?;
+                let second = records.split_off(records.len() / 2);
+                let first = serde_json::to_vec(&payload)?;
+                payload["Records"] = serde_json::Value::Array(second);
+                bytes = serde_json::to_vec(&payload)?;
+                let batch = KinesisBatch::parse(&first)?;
+                let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
+                let warmed = process_shard(&settings, None, shard, &records)?;
+                Some(serde_json::to_vec(&warmed.state)?)
+            } else {
+                None
+            };
             let mut best = f64::INFINITY;
             let mut last = None;
             let mut records_len = 0;
+            let mut state_bytes = 0;
             for _ in 0..repeat.max(1) {
                 // Timed from the payload's bytes, as the runtime hands them over: parsing the
                 // Kinesis envelope and base64 is part of the handler's cost.
                 let started = Instant::now();
                 let batch = KinesisBatch::parse(&bytes)?;
                 let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
-                let processed = process_shard(&settings, None, "shardId-000000000000", &records)?;
+                let prior = prior_json
+                    .as_deref()
+                    .map(serde_json::from_slice)
+                    .transpose()
+                    .context("reading the warmed state")?;
+                let processed = process_shard(&settings, prior, shard, &records)?;
+                if warm {
+                    state_bytes = serde_json::to_vec(&processed.state)?.len();
+                }
                 best = best.min(started.elapsed().as_secs_f64());
                 records_len = records.len();
                 last = Some(processed);
@@ -301,6 +340,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     "seconds": best,
                     "events_per_s": records_len as f64 / best,
                     "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / 1048576.0),
+                    "warm": warm,
+                    "prior_state_bytes": prior_json.as_ref().map(Vec::len),
+                    "state_bytes": warm.then_some(state_bytes),
                 })
             );
             Ok(())

@@ -2,11 +2,12 @@
 //! them (base64 JSON in a Kinesis event), from the payload's bytes to Parquet bytes ready to
 //! upload, windows and detectors on; and how it scales with batch size and key count.
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_aggregate::payload::kinesis_payload;
 use sluice_aggregate::{InRecord, KinesisBatch, Settings, process_shard};
 use sluice_core::event::Scenario;
 use sluice_core::generate::{Generator, GeneratorConfig};
+use sluice_infra::sink::LogRecord;
 
 /// `records` trades at 1,000/s of event time, spread over `keys` keys if given, as a payload.
 fn payload(records: usize, keys: Option<usize>) -> Vec<u8> {
@@ -14,22 +15,23 @@ fn payload(records: usize, keys: Option<usize>) -> Vec<u8> {
     let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 42, 1_000.0, start));
     let (mut events, mut truth) = (Vec::new(), Vec::new());
     let until = generator.generate_count(records, &mut events, &mut truth);
-    let mut event = KinesisEvent::default();
-    for (i, e) in events.iter_mut().enumerate() {
-        if let Some(keys) = keys {
-            e.key = format!("key-{:04}", i % keys);
-        }
-        let mut r = KinesisEventRecord::default();
-        r.event_id = Some(format!("shardId-000000000000:{}", 1_000_000 + i));
-        r.event_source_arn = Some("arn:aws:kinesis:eu-west-1:1:stream/sluice-events".into());
-        r.kinesis.partition_key = e.key.clone();
-        r.kinesis.sequence_number = (1_000_000 + i).to_string();
-        r.kinesis.data.0 = e.to_json();
-        r.kinesis.approximate_arrival_timestamp.0 =
-            chrono::DateTime::from_timestamp_millis(until).unwrap_or_default();
-        event.records.push(r);
-    }
-    serde_json::to_vec(&event).expect("payload")
+    let records: Vec<LogRecord> = events
+        .iter_mut()
+        .enumerate()
+        .map(|(i, e)| {
+            if let Some(keys) = keys {
+                e.key = format!("key-{:04}", i % keys);
+            }
+            LogRecord {
+                shard: 0,
+                sequence: 1_000_000 + i as u64,
+                arrival_ms: until,
+                partition_key: e.key.clone(),
+                data: e.to_json(),
+            }
+        })
+        .collect();
+    kinesis_payload("arn:aws:kinesis:eu-west-1:1:stream/sluice-events", &records)
 }
 
 fn run(settings: &Settings, bytes: &[u8]) -> usize {

@@ -8,17 +8,14 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use async_trait::async_trait;
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use sluice_aggregate::payload::kinesis_event;
 use sluice_aggregate::{Deps, Settings, handle};
-
-/// The bytes Lambda delivers for `event`.
-fn payload(event: &KinesisEvent) -> Vec<u8> {
-    serde_json::to_vec(event).unwrap()
-}
 use sluice_core::event::Scenario;
 use sluice_core::generate::{Generator, GeneratorConfig};
 use sluice_core::lake::decode_parquet;
 use sluice_infra::metrics::Metrics;
+use sluice_infra::sink::LogRecord;
 use sluice_infra::store::{ETag, LocalDirStore, Object, ObjectStore, Precondition, StoreError};
 
 const FIXTURE: &str = include_str!("fixtures/kinesis-mixed.json");
@@ -59,24 +56,26 @@ fn generated_batch(minutes: i64) -> KinesisEvent {
         let mut g = Generator::new(GeneratorConfig::new(scenario, 9, 20.0, start));
         g.generate_until(start + minutes * 60_000, &mut events, &mut Vec::new());
     }
-    let mut batch = KinesisEvent::default();
-    batch.records = events
+    let records: Vec<LogRecord> = events
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            let mut r = KinesisEventRecord::default();
-            r.event_id = Some(format!("shardId-000000000001:{}", 1000 + i));
-            r.event_source_arn =
-                Some("arn:aws:kinesis:us-east-1:123456789012:stream/sluice-events".into());
-            r.kinesis.sequence_number = (1000 + i).to_string();
-            r.kinesis.partition_key = e.key.clone();
-            r.kinesis.data.0 = e.to_json();
-            r.kinesis.approximate_arrival_timestamp.0 =
-                chrono::DateTime::from_timestamp_millis(start + minutes * 60_000).unwrap();
-            r
+        .map(|(i, e)| LogRecord {
+            shard: 1,
+            sequence: 1000 + i as u64,
+            arrival_ms: start + minutes * 60_000,
+            partition_key: e.key.clone(),
+            data: e.to_json(),
         })
         .collect();
-    batch
+    kinesis_event(
+        "arn:aws:kinesis:us-east-1:123456789012:stream/sluice-events",
+        &records,
+    )
+}
+
+/// The bytes Lambda delivers for `event`.
+fn payload(event: &KinesisEvent) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap()
 }
 
 #[test]

@@ -230,7 +230,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     data: e.to_json(),
                 })
                 .collect();
-            let json = serde_json::to_vec(&payloads::kinesis_event(&log))?;
+            let json = payloads::kinesis_payload(&log);
             std::fs::write(&output, &json)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(

@@ -1,10 +1,9 @@
 //! Lambda payloads exactly as AWS delivers them, built from local stream records and store keys.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use chrono::{DateTime, TimeZone, Utc};
-use sluice_infra::sink::{LocalStreamLog, LogRecord};
+use sluice_infra::sink::LogRecord;
 
 /// The ARN the local stream pretends to have (state keys use its name).
 pub const LOCAL_STREAM_ARN: &str = "arn:aws:kinesis:local:000000000000:stream/sluice-local";
@@ -14,34 +13,9 @@ fn utc(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// The bytes Lambda delivers to the aggregate function for `records`.
+/// The bytes Lambda delivers to the aggregate function for `records` of the local stream.
 pub fn kinesis_payload(records: &[LogRecord]) -> Vec<u8> {
-    // Serializing our own KinesisEvent cannot fail: no maps with non-string keys, no NaN.
-    serde_json::to_vec(&kinesis_event(records)).unwrap_or_default()
-}
-
-pub fn kinesis_event(records: &[LogRecord]) -> KinesisEvent {
-    let mut event = KinesisEvent::default();
-    event.records = records
-        .iter()
-        .map(|r| {
-            let shard = LocalStreamLog::shard_id(r.shard);
-            let mut rec = KinesisEventRecord::default();
-            rec.aws_region = Some("local".into());
-            rec.event_id = Some(format!("{shard}:{}", r.sequence));
-            rec.event_name = Some("aws:kinesis:record".into());
-            rec.event_source = Some("aws:kinesis".into());
-            rec.event_source_arn = Some(LOCAL_STREAM_ARN.into());
-            rec.event_version = Some("1.0".into());
-            rec.kinesis.approximate_arrival_timestamp.0 = utc(r.arrival_ms);
-            rec.kinesis.data.0 = r.data.clone();
-            rec.kinesis.partition_key = r.partition_key.clone();
-            rec.kinesis.sequence_number = r.sequence.to_string();
-            rec.kinesis.kinesis_schema_version = Some("1.0".into());
-            rec
-        })
-        .collect();
-    event
+    sluice_aggregate::payload::kinesis_payload(LOCAL_STREAM_ARN, records)
 }
 
 /// S3 `ObjectCreated:Put` notifications for `keys` (keys URL-encoded, as S3 sends them).

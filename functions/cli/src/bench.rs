@@ -91,7 +91,7 @@ fn peak_rss_bytes() -> Option<u64> {
 /// Writes `rows` generated trades as raw Parquet files of a million rows each, unless `lake`
 /// already has them (a marker file records how many).
 fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()> {
-    use sluice_core::lake::{BatchId, Lineage, encode_parquet, object_key, raw_batch};
+    use sluice_core::lake::{BatchId, Lineage, encode_parquet, object_key, raw_batch, table_dir};
     let marker = lake.join(".bench-trades-rows");
     let have: usize = std::fs::read_to_string(&marker)
         .ok()
@@ -100,20 +100,10 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
     if have >= rows {
         return Ok(());
     }
-    // The raw trades table's directory (`raw/scenario=trades`), from the lake layout itself.
     let table = sluice_core::schema::raw_table(Scenario::Trades);
-    let probe = BatchId {
-        shard_id: "bench".into(),
-        first_sequence: "0".into(),
-        last_sequence: "0".into(),
-    };
-    let table_dir: PathBuf = object_key(table, "trades", 0, &probe)
-        .split('/')
-        .take(2)
-        .collect();
-    if lake.join(&table_dir).exists() {
-        std::fs::remove_dir_all(lake.join(&table_dir))
-            .with_context(|| format!("clearing {}", lake.join(&table_dir).display()))?;
+    let dir = lake.join(table_dir(table, "trades"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     let start = 1_795_496_400_000;
     // 2,000 trades/s of event time: 10M rows span about 83 minutes, two hourly partitions.
@@ -138,12 +128,7 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
             first_sequence: sequence.clone(),
             last_sequence: sequence.clone(),
         };
-        let key = object_key(
-            sluice_core::schema::raw_table(Scenario::Trades),
-            "trades",
-            events[0].event_time_ms,
-            &batch,
-        );
+        let key = object_key(table, "trades", events[0].event_time_ms, &batch);
         let path = lake.join(&key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

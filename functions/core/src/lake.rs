@@ -80,17 +80,22 @@ pub fn partition_path(ms: i64) -> String {
     format!("dt={}/hour={hour:02}", format_date(ms))
 }
 
+/// The directory under the lake root that holds one scenario's files of `table`
+/// (`raw/scenario=trades`), or all of them for tables not partitioned by scenario.
+pub fn table_dir(table: &Table, scenario: &str) -> String {
+    if table.partitions.first() == Some(&"scenario") {
+        format!("{}/scenario={scenario}", table.prefix)
+    } else {
+        table.prefix.to_string()
+    }
+}
+
 /// The object key of one output file. `scenario` is the partition value for tables partitioned
 /// by scenario (`unknown` for quarantined records whose scenario could not be read).
 pub fn object_key(table: &Table, scenario: &str, partition_ms: i64, batch: &BatchId) -> String {
-    let scenario_part = if table.partitions.first() == Some(&"scenario") {
-        format!("scenario={scenario}/")
-    } else {
-        String::new()
-    };
     format!(
-        "{}/{scenario_part}{}/{}",
-        table.prefix,
+        "{}/{}/{}",
+        table_dir(table, scenario),
         partition_path(partition_ms),
         batch.file_name()
     )

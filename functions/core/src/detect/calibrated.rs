@@ -29,6 +29,8 @@ use super::{Direction, Verdict, score_from_ratio};
 /// Daily-profile resolution cap: 5-minute slots. Finer data shares slots.
 pub const MAX_SLOTS: usize = 288;
 const DAY_MS: i64 = 86_400_000;
+/// Points of memory of the series' mean and spread: two days of five-minute data.
+const LEVEL_SPAN: f64 = 2.0 * MAX_SLOTS as f64;
 /// Points in the local level's median.
 const LOCAL: usize = 5;
 
@@ -183,7 +185,7 @@ pub struct Calibrated {
     profile: Vec<Option<f32>>,
     baseline: f64,
     baseline_dev: f64,
-    /// Mean and mean absolute deviation over about two days (or 576 points), never restarted.
+    /// Mean and mean absolute deviation over [`LEVEL_SPAN`] points, never restarted.
     level: f64,
     level_dev: f64,
     cusum_up: f64,
@@ -385,11 +387,7 @@ impl Calibrated {
         let (ratio, direction) = if spike_ratio >= shift_ratio || density_ratio >= shift_ratio {
             (
                 spike_ratio.max(density_ratio),
-                if residual >= 0.0 {
-                    Direction::Spike
-                } else {
-                    Direction::Dip
-                },
+                Direction::of_deviation(residual),
             )
         } else if self.cusum_up >= self.cusum_down {
             (shift_ratio, Direction::LevelUp)
@@ -430,7 +428,7 @@ impl Calibrated {
         if step > 0.0 && (self.resolution == 0.0 || step < self.resolution) {
             self.resolution = step;
         }
-        let a_level = weight(2.0 * self.profile.len().max(MAX_SLOTS) as f64, self.seen);
+        let a_level = weight(LEVEL_SPAN, self.seen);
         let d_level = x - self.level;
         self.level += a_level * d_level;
         self.level_dev += a_level * (d_level.abs() - self.level_dev);

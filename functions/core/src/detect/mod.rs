@@ -65,6 +65,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Spike for a deviation above the baseline (or on it), dip below.
+    pub fn of_deviation(deviation: f64) -> Self {
+        if deviation >= 0.0 {
+            Direction::Spike
+        } else {
+            Direction::Dip
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Spike => "spike",

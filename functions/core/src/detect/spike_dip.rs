@@ -50,11 +50,7 @@ impl SpikeDip {
             let z = (x - med) / spread;
             Verdict {
                 score: score_from_ratio(z.abs() / self.threshold),
-                direction: if z >= 0.0 {
-                    Direction::Spike
-                } else {
-                    Direction::Dip
-                },
+                direction: Direction::of_deviation(z),
                 value: x,
                 baseline: med,
                 spread,

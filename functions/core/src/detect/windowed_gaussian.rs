@@ -52,11 +52,7 @@ impl WindowedGaussian {
                 // 1 − one-sided tail, never goes below 0.5; this is a monotone rescaling of it, so
                 // NAB scores are the same and our "0.5 = threshold" reading still holds.
                 score: (1.0 - 2.0 * normal_tail(z.abs())).clamp(0.0, 1.0),
-                direction: if z >= 0.0 {
-                    Direction::Spike
-                } else {
-                    Direction::Dip
-                },
+                direction: Direction::of_deviation(z),
                 value: x,
                 baseline: mean,
                 spread: std,

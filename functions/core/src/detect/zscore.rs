@@ -42,11 +42,7 @@ impl ZScore {
             } else {
                 0.0
             },
-            direction: if z >= 0.0 {
-                Direction::Spike
-            } else {
-                Direction::Dip
-            },
+            direction: Direction::of_deviation(z),
             value: x,
             baseline: self.mean,
             spread: std,

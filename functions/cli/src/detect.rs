@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use sluice_core::detect::{FLAG_SCORE, SeriesDetector, score_series};
-use sluice_core::nab::{LabelledSeries, PROFILES, parse_series_csv, score_corpus};
+use sluice_core::nab::{PROFILES, load_corpus, parse_series_csv, score_corpus};
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -71,11 +71,6 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
-}
-
-/// A labelled NAB corpus (see [`sluice_core::nab::load_corpus`]).
-pub fn load_corpus(root: &Path) -> anyhow::Result<Vec<LabelledSeries>> {
-    Ok(sluice_core::nab::load_corpus(root)?)
 }
 
 pub fn nab_table(root: &Path, json: bool) -> anyhow::Result<()> {

@@ -219,8 +219,9 @@ impl SeriesDetector {
     }
 }
 
-/// What fired on a point: the default detector names the kind of evidence (`spike`, `burst`,
-/// `level_shift`, each `…/daily` when judged against the daily profile); the others their name.
+/// What fired on a point: the default detector names the kind of evidence that dominated
+/// (`spike`, `burst`, `level_shift`; `daily_spike` and `daily_pattern_break` when the series was
+/// judged against its daily profile); the others their own name.
 pub type Fired = &'static str;
 
 /// Scores a series one point at a time, in order, with no look-ahead: each point's verdict and

@@ -204,14 +204,15 @@ pub fn points(
 /// Why a labelled corpus could not be loaded; every variant names the file.
 #[derive(Debug, Error)]
 pub enum CorpusError {
-    #[error("reading {path}: {source}")]
+    /// The cause is the error's source, so an error chain prints it once.
+    #[error("reading {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Parse { path: PathBuf, source: SeriesError },
-    #[error("no labelled series found under {0}")]
+    #[error("no labelled series found under {}", .0.display())]
     Empty(PathBuf),
 }
 

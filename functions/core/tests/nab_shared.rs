@@ -10,7 +10,7 @@ use sluice_core::nab::{LabelledSeries, PROFILES, load_corpus, score_corpus};
 fn corpus() -> Vec<LabelledSeries> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/nab");
     let out = load_corpus(&root)
-        .unwrap_or_else(|e| panic!("NAB data expected at {}: {e}", root.display()));
+        .unwrap_or_else(|e| panic!("NAB data expected at {}: {e:?}", root.display()));
     assert_eq!(out.len(), 23, "both shipped categories");
     out
 }

@@ -37,8 +37,8 @@ fn payload(records: usize, keys: Option<usize>) -> Vec<u8> {
 fn run(settings: &Settings, bytes: &[u8]) -> usize {
     let batch = KinesisBatch::parse(bytes).expect("payload parses");
     let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
-    let processed =
-        process_shard(settings, None, "shardId-000000000000", &records).expect("processed");
+    let processed = process_shard(&settings.aggregate, None, "shardId-000000000000", &records)
+        .expect("processed");
     processed.objects.iter().map(|(_, b)| b.len()).sum()
 }
 

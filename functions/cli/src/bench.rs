@@ -281,7 +281,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 bytes = serde_json::to_vec(&payload)?;
                 let batch = KinesisBatch::parse(&first)?;
                 let records: Vec<InRecord<'_>> = batch.records().map(|(_, _, r)| r).collect();
-                let warmed = process_shard(&settings, None, shard, &records)?;
+                let warmed = process_shard(&settings.aggregate, None, shard, &records)?;
                 Some(serde_json::to_vec(&warmed.state)?)
             } else {
                 None
@@ -301,7 +301,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     .map(serde_json::from_slice)
                     .transpose()
                     .context("reading the warmed state")?;
-                let processed = process_shard(&settings, prior, shard, &records)?;
+                let processed = process_shard(&settings.aggregate, prior, shard, &records)?;
                 if warm {
                     state_bytes = serde_json::to_vec(&processed.state)?.len();
                 }

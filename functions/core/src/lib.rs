@@ -11,6 +11,7 @@
 //! - [`rules`]: alert rules, cooldown and dedup.
 //! - [`schema`]: the lake's tables, defined once.
 //! - [`lake`]: object keys and Parquet encoding.
+//! - [`shard`]: the shard processor: one batch + prior state → objects and the state to commit.
 //! - [`nab`]: the Numenta Anomaly Benchmark's scoring rules.
 //! - [`evaluate`]: precision/recall of detectors against planted anomalies.
 //! - [`time`], [`rng`]: UTC milliseconds and RFC 3339; the seeded generator.
@@ -25,5 +26,6 @@ pub mod nab;
 pub mod rng;
 pub mod rules;
 pub mod schema;
+pub mod shard;
 pub mod time;
 pub mod window;

@@ -3,6 +3,7 @@
 //! the benchmarks and the tests all run exactly the same logic.
 //!
 //! # Layout
+//! - [`stream`]: stream definitions (one TOML file per event type) and their validation.
 //! - [`event`]: the event contract and its validating decoder.
 //! - [`generate`]: seeded scenario generators with planted, labelled anomalies.
 //! - [`window`]: event-time windows, watermark, late events, snapshots.
@@ -27,5 +28,6 @@ pub mod rng;
 pub mod rules;
 pub mod schema;
 pub mod shard;
+pub mod stream;
 pub mod time;
 pub mod window;

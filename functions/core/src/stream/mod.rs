@@ -4,13 +4,16 @@
 //!
 //! # Layout
 //! - [`parse`]: TOML text → a validated [`StreamDef`], every error naming file, line and column.
+//! - [`Decoder`]: JSON bytes → a [`Record`] of the stream the record routes to, or a reason.
 //! - [`StreamSet`]: the definitions in force (the three shipped ones, or the user's), checked
 //!   together (unique names, unambiguous routes).
 //!
 //! Reading files is the caller's business (the CLI, the Lambdas at cold start): this module is
 //! pure, and takes `(file label, text)` pairs.
 
+mod decode;
 mod parse;
+mod record;
 
 use std::fmt;
 
@@ -18,7 +21,12 @@ use thiserror::Error;
 
 use crate::window::WindowSpec;
 
+pub use decode::{
+    DecodeError, Decoder, MAX_EVENT_TIME_MS, MAX_FUTURE_SKEW_MS, MAX_ID_LEN, MIN_EVENT_TIME_MS,
+    Rejected,
+};
 pub use parse::parse;
+pub use record::{Record, Value};
 
 /// The shipped definitions (`streams/*.toml`), embedded in every binary: `(file, text)`.
 pub const BUILTIN: [(&str, &str); 3] = [
@@ -199,6 +207,9 @@ pub struct FieldDef {
     pub time: Option<TimeParse>,
     /// A nullable field that must be present when this condition holds.
     pub required_when: Option<Condition>,
+    /// Top-level members read when the field's own path is absent (a renamed field, or the
+    /// shipped streams' generic `key`).
+    pub aliases: Vec<String>,
     pub doc: String,
 }
 

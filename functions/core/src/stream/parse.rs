@@ -100,6 +100,8 @@ struct RawField {
     ambiguous: Option<S<String>>,
     required_when: Option<S<toml::Table>>,
     #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
     doc: String,
 }
 
@@ -359,6 +361,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
             coerce: false,
             time: Some(parsed),
             required_when: None,
+            aliases: Vec::new(),
             doc: "Event time (UTC)".into(),
         });
     }
@@ -523,6 +526,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
             coerce: f.coerce,
             time,
             required_when: None,
+            aliases: f.aliases.clone(),
             doc: f.doc.clone(),
         });
     }

@@ -1,0 +1,323 @@
+use super::*;
+use crate::event::{self, Payload, Scenario};
+use crate::generate::{Generator, GeneratorConfig};
+use crate::stream::{StreamDef, parse};
+
+fn decoder(text: &str) -> Decoder {
+    Decoder::new(StreamSet::from_sources([("test.toml", text)]).unwrap())
+}
+
+fn code(d: &Decoder, json: &str) -> &'static str {
+    d.decode(json.as_bytes(), None).unwrap_err().error.code()
+}
+
+fn text_of(def: &StreamDef, r: &Record, name: &str) -> String {
+    let i = def.fields.iter().position(|f| f.name == name).unwrap();
+    match &r.values[i] {
+        Value::Long(v) => v.to_string(),
+        v => v.as_str(def, i).unwrap().to_string(),
+    }
+}
+
+fn number_of(def: &StreamDef, r: &Record, name: &str) -> Option<f64> {
+    let i = def.fields.iter().position(|f| f.name == name).unwrap();
+    r.values[i].as_f64()
+}
+
+/// The shipped definitions accept exactly what the scenario decoder accepted, with the same
+/// values: every event of the three generators, and every rejection with the same code.
+#[test]
+fn shipped_definitions_decode_like_the_scenario_decoder() {
+    let d = Decoder::new(StreamSet::builtin());
+    for scenario in Scenario::ALL {
+        let mut g = Generator::new(GeneratorConfig::new(scenario, 5, 200.0, 1_795_496_400_000));
+        let (mut events, mut truth) = (Vec::new(), Vec::new());
+        g.generate_count(2_000, &mut events, &mut truth);
+        for e in &events {
+            let bytes = e.to_json();
+            let r = d.decode(&bytes, None).expect("decodes");
+            let def = &d.streams().streams()[r.stream];
+            assert_eq!(def.name, scenario.as_str());
+            assert_eq!(
+                (r.event_time_ms, r.key.as_str()),
+                (e.event_time_ms, e.key.as_str())
+            );
+            assert_eq!(text_of(def, &r, "event_id"), e.event_id);
+            match &e.payload {
+                Payload::Trade(t) => {
+                    assert_eq!(text_of(def, &r, "side"), t.side.as_str());
+                    assert_eq!(number_of(def, &r, "price"), Some(t.price));
+                    assert_eq!(number_of(def, &r, "quantity"), Some(t.quantity as f64));
+                    assert_eq!(text_of(def, &r, "trade_type"), t.trade_type.as_str());
+                }
+                Payload::Telemetry(t) => {
+                    assert_eq!(number_of(def, &r, "cpu_pct"), Some(t.cpu_pct));
+                    assert_eq!(number_of(def, &r, "latency_ms"), Some(t.latency_ms));
+                    assert_eq!(
+                        number_of(def, &r, "error_count"),
+                        Some(t.error_count as f64)
+                    );
+                }
+                Payload::Click(c) => {
+                    assert_eq!(text_of(def, &r, "action"), c.action.as_str());
+                    assert_eq!(number_of(def, &r, "amount"), c.amount);
+                }
+            }
+        }
+    }
+    let trade = r#"{"scenario":"trades","event_id":"e1","event_time":"2026-11-24T05:00:00.250Z","key":"TSLA","symbol":"TSLA","side":"BUY","price":251.5,"quantity":100,"trade_type":"LIMIT"}"#;
+    let cases = [
+        "{not json".to_string(),
+        trade.replace(r#""price":251.5,"#, ""),
+        trade.replace("251.5", "-1"),
+        trade.replace("251.5", "0"),
+        trade.replace("251.5", "\"251.5\""),
+        trade.replace("251.5,", "251.5"),
+        trade.replace(r#""quantity":100"#, r#""quantity":1.5"#),
+        trade.replace("BUY", "HOLD"),
+        trade.replace("trades", "weather"),
+        trade.replace(r#""scenario":"trades","#, ""),
+        trade.replace("2026-11-24T05:00:00.250Z", "1970-01-01T00:00:00Z"),
+        trade.replace(".250Z", ".250"),
+        trade.replace(r#""key":"TSLA","symbol":"TSLA""#, r#""key":"TSLA""#),
+        trade.replace(r#""event_id":"e1""#, r#""event_id":"  ""#),
+        r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"purchase"}"#.to_string(),
+        r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"view","amount":[1]}"#.to_string(),
+        r#"{"scenario":"telemetry","event_id":"t","event_time":"2026-11-24T05:00:00Z","host":"h","cpu_pct":250.0,"mem_pct":1,"error_count":0,"latency_ms":1}"#.to_string(),
+        "[1, 2]".to_string(),
+        trade.replace(r#""symbol":"TSLA""#, r#""symbol":"AAPL""#),
+        trade.replace(r#""key":"TSLA""#, r#""key":"\u3000""#),
+        trade.replace(r#""scenario":"trades","#, r#""scenario":"trades","scenario":"trades","#),
+        trade.replace(r#""price":251.5,"#, r#""price":251.5,"price":251.5,"#),
+        format!("{trade} trailing"),
+    ];
+    for json in cases {
+        let old = event::decode(json.as_bytes(), None)
+            .map(|_| ())
+            .map_err(|e| e.code());
+        let new = d
+            .decode(json.as_bytes(), None)
+            .map(|_| ())
+            .map_err(|e| e.error.code());
+        assert_eq!(new, old, "{json}");
+    }
+    let far_future = d
+        .decode(trade.as_bytes(), Some(1_700_000_000_000))
+        .unwrap_err();
+    assert!(
+        far_future
+            .error
+            .to_string()
+            .contains("after the record arrived")
+    );
+    assert_eq!(
+        far_future.stream,
+        Some(0),
+        "rejected records keep their stream partition"
+    );
+}
+
+const STOCKS: &str = r#"
+name = "stocks"
+key = "Index"
+[time]
+field = "Date"
+format = "%Y-%m-%d %H:%M:%S"
+zone = "America/New_York"
+[fields.Index]
+type = "string"
+[fields.Close]
+type = "double"
+[fields.Volume]
+type = "long"
+[[metrics]]
+field = "Close"
+aggregates = ["avg", "stddev"]
+[[windows]]
+spec = "tumbling:1m"
+"#;
+
+#[test]
+fn a_zone_less_local_time_is_read_in_its_zone() {
+    let d = decoder(STOCKS);
+    let r = d
+        .decode(br#"{"Index":"MSFT","Date":"2026-11-24 03:36:05","Open":412.5,"High":418.25,"Low":409.1,"Close":415.75,"Adj_Close":415.75,"Volume":182115,"CloseUSD":415.75}"#, None)
+        .unwrap();
+    // New York is UTC-5 in November.
+    assert_eq!(
+        crate::time::format_rfc3339_ms(r.event_time_ms),
+        "2026-11-24T08:36:05.000Z"
+    );
+    assert_eq!(r.key, "MSFT");
+    assert_eq!(r.values[2], Value::Double(415.75));
+    assert_eq!(r.values[3], Value::Long(182_115));
+    // 2026-03-08 02:30 does not exist in New York; 2026-11-01 01:30 happens twice.
+    let gap = d
+        .decode(
+            br#"{"Index":"MSFT","Date":"2026-03-08 02:30:00","Close":1,"Volume":1}"#,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(gap.error.code(), "invalid_value");
+    assert!(
+        gap.error.to_string().contains("America/New_York"),
+        "{}",
+        gap.error
+    );
+    let twice = br#"{"Index":"MSFT","Date":"2026-11-01 01:30:00","Close":1,"Volume":1}"#;
+    let e = d.decode(twice, None).unwrap_err();
+    assert!(e.error.to_string().contains("happens twice"), "{}", e.error);
+    let earliest = decoder(&STOCKS.replace("zone = ", "ambiguous = \"earliest\"\nzone = "));
+    let latest = decoder(&STOCKS.replace("zone = ", "ambiguous = \"latest\"\nzone = "));
+    let (a, b) = (
+        earliest.decode(twice, None).unwrap().event_time_ms,
+        latest.decode(twice, None).unwrap().event_time_ms,
+    );
+    assert_eq!(b - a, 3_600_000, "EDT then EST");
+    let bad = d
+        .decode(
+            br#"{"Index":"MSFT","Date":"24/11/2026","Close":1,"Volume":1}"#,
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        bad.error.to_string().contains("does not match"),
+        "{}",
+        bad.error
+    );
+}
+
+#[test]
+fn coercion_accepts_numbers_as_strings_and_enumerations_in_any_case() {
+    let text = r#"
+name = "crypto_trades"
+key = "trade_id"
+[time]
+field = "time"
+[fields.trade_id]
+type = "long"
+[fields.price]
+type = "double"
+coerce = true
+[fields.size]
+type = "double"
+coerce = true
+[fields.side]
+type = "string"
+values = ["BUY", "SELL"]
+coerce = true
+"#;
+    let d = decoder(text);
+    let r = d
+        .decode(br#"{"time":"2026-11-24T05:00:01.120Z","trade_id":91234501,"price":"64210.55000000","size":"0.01250000","side":"sell"}"#, None)
+        .unwrap();
+    let def = &d.streams().streams()[0];
+    assert_eq!(r.key, "91234501");
+    assert_eq!(r.values[2], Value::Double(64210.55));
+    assert_eq!(r.values[4].as_str(def, 4), Some("SELL"));
+    let e = d
+        .decode(br#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":"a lot","size":"1","side":"sell"}"#, None)
+        .unwrap_err();
+    assert_eq!(e.error.code(), "invalid_value");
+    assert!(e.error.to_string().contains("price"), "{}", e.error);
+    // Without coerce, a string is the wrong type.
+    let strict = decoder(&text.replace("coerce = true", "coerce = false"));
+    assert_eq!(
+        code(
+            &strict,
+            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":"1","size":"1","side":"SELL"}"#
+        ),
+        "wrong_type"
+    );
+    assert_eq!(
+        code(
+            &strict,
+            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":1,"size":1,"side":"sell"}"#
+        ),
+        "invalid_value"
+    );
+}
+
+#[test]
+fn nested_paths_nullable_fields_and_epoch_times() {
+    let text = r#"
+name = "airquality"
+key = "station"
+[time]
+field = "ts"
+format = "epoch_ms"
+[fields.station]
+type = "string"
+[fields.pm25]
+type = "double"
+min = 0.0
+[fields.no2]
+type = "double"
+nullable = true
+path = "/readings/no2"
+[fields.first_sensor]
+type = "string"
+nullable = true
+path = "/sensors/0"
+[fields.ok]
+type = "bool"
+nullable = true
+"#;
+    let d = decoder(text);
+    let r = d
+        .decode(br#"{"station":"s1","ts":1795496400250,"pm25":3.5,"readings":{"no2":12.5},"sensors":["a","b"],"ok":true}"#, None)
+        .unwrap();
+    assert_eq!(r.event_time_ms, 1_795_496_400_250);
+    assert_eq!(r.values[3], Value::Double(12.5));
+    assert_eq!(r.values[4], Value::Str("a".into()));
+    assert_eq!(r.values[5], Value::Bool(true));
+    let r = d
+        .decode(
+            br#"{"station":"s1","ts":1795496400250,"pm25":3.5,"ok":null}"#,
+            None,
+        )
+        .unwrap();
+    assert_eq!(&r.values[3..], [Value::Null, Value::Null, Value::Null]);
+    assert_eq!(
+        code(&d, r#"{"station":"s1","ts":1795496400250,"pm25":-1}"#),
+        "invalid_value"
+    );
+    assert_eq!(code(&d, r#"{"station":"s1","pm25":1}"#), "missing_field");
+    assert_eq!(
+        code(&d, r#"{"station":"s1","ts":"soon","pm25":1}"#),
+        "wrong_type"
+    );
+    assert_eq!(
+        code(
+            &d,
+            r#"{"station":"s1","ts":1795496400250,"pm25":1,"readings":{"no2":"x"}}"#
+        ),
+        "wrong_type"
+    );
+    let seconds = decoder(&text.replace("epoch_ms", "epoch_s"));
+    let r = seconds
+        .decode(br#"{"station":"s1","ts":1795496400.25,"pm25":1}"#, None)
+        .unwrap();
+    assert_eq!(r.event_time_ms, 1_795_496_400_250);
+    let micros = decoder(&text.replace("epoch_ms", "epoch_us"));
+    let r = micros
+        .decode(br#"{"station":"s1","ts":1795496400250999,"pm25":1}"#, None)
+        .unwrap();
+    assert_eq!(r.event_time_ms, 1_795_496_400_250);
+}
+
+#[test]
+fn the_route_picks_the_definition_and_an_unknown_one_is_named() {
+    let d = Decoder::new(StreamSet::builtin());
+    let e = d
+        .decode(br#"{"scenario":"weather","event_id":"x"}"#, None)
+        .unwrap_err();
+    assert_eq!(e.stream, None);
+    let msg = e.error.to_string();
+    assert!(
+        msg.contains("weather") && msg.contains("trades, telemetry, clickstream"),
+        "{msg}"
+    );
+    let one = parse("x.toml", STOCKS).unwrap();
+    assert!(one.route.is_none(), "a lone stream needs no route");
+}

@@ -7,13 +7,13 @@ produces for one batch from an empty state:
 
 - raw events per scenario, quarantined records with their bytes and a reason code, late events;
 - the default event-time windows (tumbling 10 s and 1 min everywhere, hopping 5 min every minute
-  for trades, 5-minute sessions for clickstream, clickstream also rolled up into `*@<shard>`),
+  for trades, 5-minute sessions for clickstream, clickstream also rolled up into the stream-wide series `all`, one part per shard),
   with count/sum/min/max/avg/stddev/first/last and VWAP for trade prices;
 - a simple exponentially weighted z-score over the 10-second series (not sluice's detectors);
 
 as zstd Parquet bytes in memory under sluice's Hive-partitioned keys.
 
-The rules are sluice's (functions/core/src/event.rs, functions/core/src/window/*.rs,
+The rules are sluice's (streams/*.toml, functions/core/src/stream/decode.rs, functions/core/src/window/*.rs,
 functions/aggregate/src/lib.rs). What this handler does *not* do: keep state between
 invocations. Windows the watermark has not closed are dropped rather than carried to the next
 batch, redelivered records are not recognised by a committed sequence number, and the detectors
@@ -55,6 +55,8 @@ METRICS = {
     "telemetry": ("cpu_pct", "mem_pct", "error_count", "latency_ms"),
     "clickstream": ("actions", "purchase_amount"),
 }
+# The clickstream definition's rollup (streams/clickstream.toml).
+ROLLUP_NAME = "all"
 ROLLUP_SCENARIOS = ("clickstream",)
 
 
@@ -122,22 +124,24 @@ RAW_FIELDS = {s: RAW_SCHEMAS[s].names[3:-3] for s in SCENARIOS}
 WINDOWS_SCHEMA = _schema(
     _c("key", pa.string()), _c("window_name", pa.string()), _c("window_kind", pa.string()),
     _c("window_start", _TS), _c("window_end", _TS), _c("metric", pa.string()),
-    _c("count", pa.int64()), _c("sum", pa.float64()), _c("min", pa.float64()),
-    _c("max", pa.float64()), _c("avg", pa.float64()), _o("stddev", pa.float64()),
-    _c("first", pa.float64()), _c("last", pa.float64()), _o("weighted_avg", pa.float64()))
+    _o("count", pa.int64()), _o("sum", pa.float64()), _o("min", pa.float64()),
+    _o("max", pa.float64()), _o("avg", pa.float64()), _o("stddev", pa.float64()),
+    _o("first", pa.float64()), _o("last", pa.float64()), _o("weighted_avg", pa.float64()),
+    _c("scope", pa.string()), _c("shard_id", pa.string()))
 ANOMALIES_SCHEMA = _schema(
     _c("key", pa.string()), _c("metric", pa.string()), _c("window_name", pa.string()),
     _c("window_start", _TS), _c("window_end", _TS), _c("detector", pa.string()),
     _c("direction", pa.string()), _c("score", pa.float64()), _c("value", pa.float64()),
-    _c("baseline", pa.float64()), _c("spread", pa.float64()))
+    _c("baseline", pa.float64()), _c("spread", pa.float64()),
+    _c("scope", pa.string()), _c("shard_id", pa.string()))
 LATE_SCHEMA = _schema(
-    _c("event_id", pa.string()), _c("key", pa.string()), _c("event_time", _TS),
+    _o("event_id", pa.string()), _c("key", pa.string()), _c("event_time", _TS),
     _c("watermark", _TS), *_LINEAGE)
 QUARANTINE_SCHEMA = _schema(
     *_LINEAGE, _c("partition_key", pa.string()), _c("reason_code", pa.string()),
     _c("reason", pa.string()), _c("raw", pa.binary()))
 
-# --- decoding and validation (functions/core/src/event.rs) -------------------------------------
+# --- decoding and validation (streams/*.toml, functions/core/src/stream/decode.rs) ---------------------------------
 
 
 class Rejected(Exception):
@@ -295,32 +299,31 @@ def decode(data: bytes, arrival_ms: int | None):
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise Rejected("malformed_json", f"record is not valid UTF-8 JSON: {e}") from None
     if not isinstance(obj, dict):
-        raise Rejected("wrong_type", f"wrong type: expected a JSON object, got {type(obj).__name__}")
+        raise Rejected("wrong_type", f"record is not a JSON object: got {type(obj).__name__}")
     if b"\\u" in data and _lone_surrogate(obj):
         raise Rejected("malformed_json", "record is not valid UTF-8 JSON: lone surrogate in a \\u escape")
     if isinstance(obj, _Duplicates) and obj.repeated & _FIELD_KIND.keys():
         name = min(obj.repeated & _FIELD_KIND.keys())
-        raise Rejected("wrong_type", f"wrong type: duplicate field `{name}`")
+        raise Rejected("wrong_type", f"member `{name}` appears twice")
+    # serde_json converts every member some definition reads while parsing: a number beyond
+    # f64 is a syntax error there, whichever stream the record belongs to.
     for name, value in obj.items():
-        kind = _FIELD_KIND.get(name)
-        if kind is None or value is None:
-            continue
-        if kind == "s":
-            if not isinstance(value, str):
-                raise Rejected("wrong_type", f"wrong type: `{name}` must be a string")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Rejected("wrong_type", f"wrong type: `{name}` must be a number")
-        elif not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # serde_json: "number out of range"
+        if (name in _FIELD_KIND and isinstance(value, (int, float))
+                and not isinstance(value, bool) and not -_FLOAT_MAX <= value <= _FLOAT_MAX):
             raise Rejected("malformed_json", f"record is not valid UTF-8 JSON: `{name}` is out of range")
     get = obj.get
     scenario = get("scenario")
     if scenario is None:
         raise _missing("scenario")
+    if not isinstance(scenario, str):
+        raise Rejected("wrong_type", "field `scenario`: expected a string")
     if scenario not in KEY_FIELD:
         raise Rejected("unknown_scenario",
-                       f"unknown scenario {scenario!r} (expected trades, telemetry or clickstream)")
-    event_id = _identifier(get("event_id"), "event_id")
-    time_text = get("event_time")
+                       f"unknown stream {scenario!r} (expected trades, telemetry or clickstream)")
+    # Fields in the order the stream definition declares them (streams/*.toml), each checked
+    # for presence, type and value before the next.
+    event_id = _identifier(_text(get("event_id"), "event_id"), "event_id")
+    time_text = _text(get("event_time"), "event_time")
     if time_text is None:
         raise _missing("event_time")
     try:
@@ -333,37 +336,55 @@ def decode(data: bytes, arrival_ms: int | None):
         raise _invalid("event_time",
                        f"{time_text} is {(t - arrival_ms) // 60_000} min after the record arrived")
     key_field = KEY_FIELD[scenario]
-    key, own = get("key"), get(key_field)
-    if key is not None:
-        key = _identifier(key, "key")
-        if own is not None and own != key:
-            raise _invalid(key_field, f"{own!r} differs from key {key!r}")
-    elif own is not None:
-        key = _identifier(own, key_field)
-    else:
-        raise _missing("key")
+    # The key field, or (an alias) `key` when it is absent; both present must agree.
+    own, alias = get(key_field), get("key")
+    key = _text(own if own is not None else alias, key_field)
+    if key is None:
+        raise _missing(key_field)
+    if own is not None and alias is not None and alias != own:
+        raise _invalid(key_field, f"differs from `key` ({alias!r}), which names the same value")
+    key = _identifier(key, key_field)
     if scenario == "trades":
-        side = _choice(get("side"), "side", ("BUY", "SELL"))
-        price = get("price")
+        side = _choice(_text(get("side"), "side"), "side", ("BUY", "SELL"))
+        price = _num(get("price"), "price")
         if price is None:
             raise _missing("price")
-        if not 0.0 < price <= 1e7:
-            raise _invalid("price", f"{price} must be positive and at most 10000000")
-        quantity = _whole(get("quantity"), "quantity", 1.0, 1e9)
-        trade_type = _choice(get("trade_type"), "trade_type", ("MARKET", "LIMIT", "STOP"))
-        return scenario, event_id, t, key, side, float(price), quantity, trade_type
+        if not price > 0.0:
+            raise _invalid("price", f"{price} must be greater than 0")
+        price = _number(price, "price", 0.0, 1e7)
+        quantity = _whole(_num(get("quantity"), "quantity"), "quantity", 1.0, 1e9)
+        trade_type = _choice(_text(get("trade_type"), "trade_type"), "trade_type", ("MARKET", "LIMIT", "STOP"))
+        return scenario, event_id, t, key, side, price, quantity, trade_type
     if scenario == "telemetry":
         return (scenario, event_id, t, key,
-                _number(get("cpu_pct"), "cpu_pct", 0.0, 100.0),
-                _number(get("mem_pct"), "mem_pct", 0.0, 100.0),
-                _whole(get("error_count"), "error_count", 0.0, 1e9),
-                _number(get("latency_ms"), "latency_ms", 0.0, 3.6e6))
-    action = _choice(get("action"), "action", ("view", "click", "cart", "purchase"))
-    amount = get("amount")
-    if action in ("cart", "purchase") or amount is not None:
+                _number(_num(get("cpu_pct"), "cpu_pct"), "cpu_pct", 0.0, 100.0),
+                _number(_num(get("mem_pct"), "mem_pct"), "mem_pct", 0.0, 100.0),
+                _whole(_num(get("error_count"), "error_count"), "error_count", 0.0, 1e9),
+                _number(_num(get("latency_ms"), "latency_ms"), "latency_ms", 0.0, 3.6e6))
+    product_id = _text(get("product_id"), "product_id")
+    if product_id is None:
+        raise _missing("product_id")
+    action = _choice(_text(get("action"), "action"), "action", ("view", "click", "cart", "purchase"))
+    amount = _num(get("amount"), "amount")
+    if amount is not None:
         amount = _number(amount, "amount", 0.0, 1e7)
-    product_id = _identifier(get("product_id"), "product_id")
+    elif action in ("cart", "purchase"):
+        raise _missing("amount")
     return scenario, event_id, t, key, product_id, action, amount
+
+
+def _text(value, name):
+    """A string member, or None when absent or null."""
+    if value is not None and not isinstance(value, str):
+        raise Rejected("wrong_type", f"field `{name}`: expected a string")
+    return value
+
+
+def _num(value, name):
+    """A number member (not a boolean), or None when absent or null."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise Rejected("wrong_type", f"field `{name}`: expected a number")
+    return value
 
 
 def quarantine_scenario(data: bytes) -> str:
@@ -502,7 +523,7 @@ def window_rows(scenario: str, ev: pd.DataFrame, keys: np.ndarray, watermark: in
     return df
 
 
-def windows_table(df: pd.DataFrame, scenario: str) -> pa.Table:
+def windows_table(df: pd.DataFrame, scenario: str, shard_id: str) -> pa.Table:
     names = np.array([w.name for w in WINDOWS], dtype=object)
     kinds = np.array([w.kind for w in WINDOWS], dtype=object)
     metrics = np.array(METRICS[scenario], dtype=object)
@@ -518,13 +539,15 @@ def windows_table(df: pd.DataFrame, scenario: str) -> pa.Table:
         **{c: pa.array(df[c].to_numpy(dtype=float), pa.float64(),
                        from_pandas=c in ("stddev", "weighted_avg"))
            for c in ("sum", "min", "max", "avg", "stddev", "first", "last", "weighted_avg")},
+        "scope": pa.array(df["scope"].to_numpy(dtype=object), pa.string()),
+        "shard_id": pa.array([shard_id] * len(df), pa.string()),
     }, schema=WINDOWS_SCHEMA)
 
 
 # --- anomalies: a plain EW z-score with pandas (not sluice's detectors) ------------------------
 
 
-def anomaly_rows(scenario: str, windows: pd.DataFrame, rollup_label: str) -> pd.DataFrame:
+def anomaly_rows(scenario: str, windows: pd.DataFrame) -> pd.DataFrame:
     d_index = next(i for i, w in enumerate(WINDOWS) if w.name == DETECTION_WINDOW)
     frames = []
     for s, metric, reduce, transform, rollup_only in DETECTION_SERIES:
@@ -533,7 +556,7 @@ def anomaly_rows(scenario: str, windows: pd.DataFrame, rollup_label: str) -> pd.
         m = METRICS[scenario].index(metric)
         rows = windows[(windows["w_index"] == d_index) & (windows["m"] == m)]
         if rollup_only:
-            rows = rows[rows["key"] == rollup_label]
+            rows = rows[rows["scope"] == "rollup"]
         if rows.empty:
             continue
         rows = rows.sort_values(["key", "end"], kind="stable")
@@ -551,13 +574,13 @@ def anomaly_rows(scenario: str, windows: pd.DataFrame, rollup_label: str) -> pd.
         score = r * r / (1.0 + r * r)
         flagged = (seen >= ZSCORE_WARMUP) & (score >= 0.5) & x.notna()
         frames.append(pd.DataFrame({
-            "key": rows["key"], "metric": metric, "start": rows["start"], "end": rows["end"],
+            "key": rows["key"], "scope": rows["scope"], "metric": metric, "start": rows["start"], "end": rows["end"],
             "direction": np.where(z >= 0, "spike", "dip"), "score": score, "value": x,
             "baseline": base, "spread": spread})[flagged.to_numpy()])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def anomalies_table(df: pd.DataFrame) -> pa.Table:
+def anomalies_table(df: pd.DataFrame, shard_id: str) -> pa.Table:
     n = len(df)
     return pa.table({
         "key": pa.array(df["key"].to_numpy(dtype=object), pa.string()),
@@ -568,6 +591,8 @@ def anomalies_table(df: pd.DataFrame) -> pa.Table:
         "detector": pa.array(["zscore"] * n, pa.string()),
         "direction": pa.array(df["direction"].to_numpy(dtype=object), pa.string()),
         **{c: pa.array(df[c].to_numpy(dtype=float)) for c in ("score", "value", "baseline", "spread")},
+        "scope": pa.array(df["scope"].to_numpy(dtype=object), pa.string()),
+        "shard_id": pa.array([shard_id] * n, pa.string()),
     }, schema=ANOMALIES_SCHEMA)
 
 
@@ -612,7 +637,6 @@ def process_shard(shard_id: str, records: list, result: Result,
     stats = result.stats
     stats["records"] += len(records)
     stats["quarantined"] += len(quarantine)
-    rollup_label = f"*@{shard_id}"
 
     for scenario in SCENARIOS:
         rows = events[scenario]
@@ -676,26 +700,30 @@ def process_shard(shard_id: str, records: list, result: Result,
         codes, keys = pd.factorize(on_time["key"])
         keys = np.asarray(keys, dtype=object)
         on_time["k"] = codes
+        # The rollup is a series of its own (its own code), labelled by its name: a user key
+        # spelled the same stays apart, told by `scope`.
+        rollup_code = len(keys) if scenario in ROLLUP_SCENARIOS else -1
         if scenario in ROLLUP_SCENARIOS:
-            rolled = on_time.assign(k=len(keys))
-            keys = np.append(keys, rollup_label)
+            rolled = on_time.assign(k=rollup_code)
+            keys = np.append(keys, ROLLUP_NAME)
             on_time = pd.concat([on_time, rolled], ignore_index=True)
         on_time = on_time.sort_values(["t", "ord"], kind="stable", ignore_index=True)
         windows = window_rows(scenario, on_time, keys, watermark)
         if windows.empty:
             continue
+        windows["scope"] = np.where(windows["k"].to_numpy() == rollup_code, "rollup", "key")
         stats["windows"] += len(windows)
         end_hours = _hour(windows["end"].to_numpy())
         for hour in np.unique(end_hours):
-            table = windows_table(windows[end_hours == hour], scenario)
+            table = windows_table(windows[end_hours == hour], scenario, shard_id)
             result.objects[object_key("windows", scenario, int(hour), batch)] = to_parquet(table)
 
-        anomalies = anomaly_rows(scenario, windows, rollup_label)
+        anomalies = anomaly_rows(scenario, windows)
         if not anomalies.empty:
             stats["anomalies"] += len(anomalies)
             a_hours = _hour(anomalies["end"].to_numpy())
             for hour in np.unique(a_hours):
-                table = anomalies_table(anomalies[a_hours == hour])
+                table = anomalies_table(anomalies[a_hours == hour], shard_id)
                 result.objects[object_key("anomalies", scenario, int(hour), batch)] = to_parquet(table)
 
     if quarantine:

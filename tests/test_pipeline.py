@@ -54,21 +54,23 @@ def recompute_sql(root, size):
     raw = lambda s: f"read_parquet('{root}/raw/scenario={s}/**/*.parquet')"
     seq = "CAST(sequence_number AS UBIGINT)"
     fresh = "event_id NOT IN (SELECT event_id FROM late)"
+    # `part` tells rows apart that share a key: '' for a key's row, the shard for a rollup's
+    # (each shard aggregates its own part of the stream total).
     branches = [
-        f"SELECT 'trades' AS scenario, symbol AS key, 'price' AS metric, price AS value, CAST(quantity AS DOUBLE) AS weight, event_time, {seq} AS seq FROM {raw('trades')} WHERE {fresh}",
-        f"SELECT 'trades', symbol, 'quantity', CAST(quantity AS DOUBLE), NULL, event_time, {seq} FROM {raw('trades')} WHERE {fresh}",
+        f"SELECT 'trades' AS scenario, symbol AS key, '' AS part, 'price' AS metric, price AS value, CAST(quantity AS DOUBLE) AS weight, event_time, {seq} AS seq FROM {raw('trades')} WHERE {fresh}",
+        f"SELECT 'trades', symbol, '', 'quantity', CAST(quantity AS DOUBLE), NULL, event_time, {seq} FROM {raw('trades')} WHERE {fresh}",
     ]
     for metric in ("cpu_pct", "mem_pct", "error_count", "latency_ms"):
         branches.append(
-            f"SELECT 'telemetry', host, '{metric}', CAST({metric} AS DOUBLE), NULL, event_time, {seq} FROM {raw('telemetry')} WHERE {fresh}"
+            f"SELECT 'telemetry', host, '', '{metric}', CAST({metric} AS DOUBLE), NULL, event_time, {seq} FROM {raw('telemetry')} WHERE {fresh}"
         )
-    # A rollup row is one shard's part of the scenario total, keyed *@<shard>.
-    for key in ("user_id", "'*@' || shard_id"):
+    # The clickstream definition rolls every event up into the stream-wide series `all`.
+    for key, part in (("user_id", "''"), ("'all'", "shard_id")):
         branches.append(
-            f"SELECT 'clickstream', {key}, 'actions', 1.0, NULL, event_time, {seq} FROM {raw('clickstream')} WHERE {fresh}"
+            f"SELECT 'clickstream', {key}, {part}, 'actions', 1.0, NULL, event_time, {seq} FROM {raw('clickstream')} WHERE {fresh}"
         )
         branches.append(
-            f"SELECT 'clickstream', {key}, 'purchase_amount', amount, NULL, event_time, {seq} FROM {raw('clickstream')} WHERE action = 'purchase' AND {fresh}"
+            f"SELECT 'clickstream', {key}, {part}, 'purchase_amount', amount, NULL, event_time, {seq} FROM {raw('clickstream')} WHERE action = 'purchase' AND {fresh}"
         )
     samples = "\n    UNION ALL\n    ".join(branches)
     return f"""
@@ -76,7 +78,7 @@ WITH late AS ({late}),
 samples AS (
     {samples}
 )
-SELECT scenario, key, metric, {size} AS size_ms,
+SELECT scenario, key, part, metric, {size} AS size_ms,
        (epoch_ms(event_time) // {size}) * {size} AS start_ms,
        COUNT(*) AS count, SUM(value) AS sum, MIN(value) AS min, MAX(value) AS max, AVG(value) AS avg,
        STDDEV_SAMP(value) AS stddev,
@@ -88,7 +90,8 @@ GROUP BY ALL
 
 
 ENGINE = """
-SELECT scenario, key, metric, window_name, epoch_ms(window_start) AS start_ms, epoch_ms(window_end) AS end_ms,
+SELECT scenario, key, CASE WHEN scope = 'rollup' THEN shard_id ELSE '' END AS part, metric, window_name,
+       epoch_ms(window_start) AS start_ms, epoch_ms(window_end) AS end_ms,
        count, sum, min, max, avg, stddev, first, last, weighted_avg
 FROM read_parquet('{root}/windows/**/*.parquet', hive_partitioning = true)
 WHERE window_name = '{name}'
@@ -106,15 +109,15 @@ def test_tumbling_windows_equal_duckdb_over_raw_events(lake, name, size):
     root = lake["dir"]
     con = duckdb.connect()
     expected = {
-        (r[0], r[1], r[2], r[4]): r[5:]
+        (r[0], r[1], r[2], r[3], r[5]): r[6:]
         for r in con.execute(recompute_sql(root, size)).fetchall()
     }
     got = {}
     for r in con.execute(ENGINE.format(root=root, name=name)).fetchall():
-        key = (r[0], r[1], r[2], r[4])
+        key = (r[0], r[1], r[2], r[3], r[5])
         assert key not in got, f"window emitted twice: {key}"
-        assert r[5] - r[4] == size, r
-        got[key] = r[6:]
+        assert r[6] - r[5] == size, r
+        got[key] = r[7:]
     assert set(got) == set(expected), (
         f"missing from engine: {sorted(set(expected) - set(got))[:5]}, "
         f"not in raw: {sorted(set(got) - set(expected))[:5]}"

@@ -4,26 +4,28 @@
 //! |---|---|
 //! | `SLUICE_BUCKET` | lake and state bucket (required) |
 //! | `SLUICE_LATENESS` | allowed lateness, e.g. `5s` (default 5s) |
-//! | `SLUICE_WINDOWS` | extra window specs for every scenario, comma-separated (e.g. `sliding:30s`) |
+//! | `SLUICE_WINDOWS` | extra window specs for every stream, comma-separated (e.g. `sliding:30s`) |
 
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
 use sluice_infra::store::S3Store;
 
-use crate::{Deps, HandlerError, Settings};
+use sluice_core::stream::StreamSet;
+
+use crate::{Deps, HandlerError, Settings, SettingsError};
 
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let lateness = optional_env("SLUICE_LATENESS").unwrap_or_else(|| "5s".into());
     let windows = optional_env("SLUICE_WINDOWS").unwrap_or_default();
     let extra: Vec<&str> = windows.split(',').collect();
-    Settings::with_windows(&extra, &lateness).map_err(|reason| {
-        let (name, value) = if reason.starts_with("allowed lateness") {
-            ("SLUICE_LATENESS", lateness.as_str())
-        } else {
-            ("SLUICE_WINDOWS", windows.as_str())
+    // The shipped definitions until definitions are read from the bucket.
+    Settings::with_windows(StreamSet::builtin(), &extra, &lateness).map_err(|reason| {
+        let (name, value) = match reason {
+            SettingsError::Lateness(_) => ("SLUICE_LATENESS", lateness.as_str()),
+            _ => ("SLUICE_WINDOWS", windows.as_str()),
         };
-        ConfigError::invalid(name, value, reason)
+        ConfigError::invalid(name, value, reason.to_string())
     })
 }
 

@@ -20,18 +20,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use sluice_core::aggregate::AggregateConfig;
-use sluice_core::event::Scenario;
+use sluice_core::aggregate::{AggregateConfig, ConfigError};
 use sluice_core::lake::LakeError;
-use sluice_core::time::parse_duration_ms;
-use sluice_core::window::{WindowDef, WindowSpec};
+use sluice_core::stream::StreamSet;
+use sluice_core::time::{TimeError, parse_duration_ms};
+use sluice_core::window::{SpecError, WindowSpec};
 use sluice_infra::metrics::Metrics;
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
 use thiserror::Error;
 
 pub use sluice_core::shard::{
-    BatchStats, InRecord, Processed, ShardState, compare_sequence, config_fingerprint, flush_shard,
-    process_shard,
+    BatchStats, InRecord, Processed, ShardState, compare_sequence, flush_shard, process_shard,
 };
 
 #[cfg(feature = "lambda")]
@@ -52,33 +51,50 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        Self::new(AggregateConfig::builtin())
+    }
+}
+
+/// Settings that cannot run: a window spelling, the lateness, or the configuration they make.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Window(#[from] SpecError),
+    #[error("allowed lateness: {0}")]
+    Lateness(#[from] TimeError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Settings {
+    pub fn new(aggregate: AggregateConfig) -> Self {
         Self {
-            aggregate: AggregateConfig::default(),
+            aggregate,
             state_prefix: "state/aggregate".into(),
             write_concurrency: 8,
         }
     }
-}
 
-impl Settings {
-    /// The default windows plus `extra` specs (e.g. `sliding:30s`) for every scenario, and the
-    /// allowed lateness (e.g. `5s`). Errors say which value is wrong.
-    pub fn with_windows(extra: &[&str], lateness: &str) -> Result<Settings, String> {
-        let mut settings = Settings::default();
-        let config = &mut settings.aggregate;
-        for text in extra.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-            let spec = WindowSpec::parse(text).map_err(|e| e.to_string())?;
-            if !config.engine.windows.iter().any(|d| d.spec == spec) {
-                config.engine.windows.push(WindowDef {
-                    spec,
-                    scenarios: Scenario::ALL.to_vec(),
-                });
-            }
-        }
-        config.engine.allowed_lateness_ms =
-            parse_duration_ms(lateness).map_err(|e| format!("allowed lateness: {e}"))?;
-        config.validate()?;
-        Ok(settings)
+    /// The definitions in `streams`, plus `extra` window specs (e.g. `sliding:30s`) for every
+    /// stream, and the allowed lateness (e.g. `5s`) of streams whose definition sets none.
+    /// Errors say which value is wrong.
+    pub fn with_windows(
+        streams: StreamSet,
+        extra: &[&str],
+        lateness: &str,
+    ) -> Result<Settings, SettingsError> {
+        let specs = extra
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(WindowSpec::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let lateness_ms = parse_duration_ms(lateness)?;
+        Ok(Settings::new(AggregateConfig::new(
+            streams,
+            &specs,
+            lateness_ms,
+        )?))
     }
 }
 

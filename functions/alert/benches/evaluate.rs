@@ -12,16 +12,26 @@ use sluice_core::rules::Source;
 fn evaluate(c: &mut Criterion) {
     let start = 1_795_496_400_000;
     let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 42, 200.0, start));
-    let mut aggregator = Aggregator::new(AggregateConfig::default());
+    let config = AggregateConfig::builtin();
+    let mut aggregator = Aggregator::new(&config);
     let (mut events, mut truth, mut out) = (Vec::new(), Vec::new(), Output::default());
     generator.generate_until(start + 3_600_000, &mut events, &mut truth);
     for e in &events {
-        aggregator.push(e);
+        let record = config
+            .decoder()
+            .decode(&e.to_json(), None)
+            .expect("a valid trade");
+        aggregator.push(&record);
     }
     aggregator.flush(&mut out);
     let rows: Vec<_> = out.windows.iter().collect();
-    let batch = lake::windows_batch(&rows, aggregator.window_names(), aggregator.window_kinds())
-        .expect("windows batch");
+    let batch = lake::windows_batch(
+        &rows,
+        config.streams().streams(),
+        &config.engine,
+        "shardId-000000000000",
+    )
+    .expect("windows batch");
     // Read back from Parquet, as the alert function gets it.
     let batches =
         lake::decode_parquet(lake::encode_parquet(&batch).expect("encode")).expect("decode");

@@ -91,7 +91,16 @@ fn peak_rss_bytes() -> Option<u64> {
 /// Writes `rows` generated trades as raw Parquet files of a million rows each, unless `lake`
 /// already has them (a marker file records how many).
 fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()> {
-    use sluice_core::lake::{BatchId, Lineage, encode_parquet, object_key, raw_batch, table_dir};
+    use sluice_core::lake::{BatchId, Lineage, encode_raw, object_key, raw_batch, table_dir};
+    use sluice_core::stream::{Decoder, StreamSet};
+    let streams = StreamSet::builtin();
+    let decoder = Decoder::new(streams.clone());
+    let stream = streams
+        .streams()
+        .iter()
+        .position(|s| s.name == "trades")
+        .context("the built-in trades definition")?;
+    let def = &streams.streams()[stream];
     let marker = lake.join(".bench-trades-rows");
     let have: usize = std::fs::read_to_string(&marker)
         .ok()
@@ -100,8 +109,8 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
     if have >= rows {
         return Ok(());
     }
-    let table = sluice_core::schema::raw_table(Scenario::Trades);
-    let dir = lake.join(table_dir(table, "trades"));
+    let table = sluice_core::schema::raw_table(def);
+    let dir = lake.join(table_dir(&table, "trades"));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -121,14 +130,18 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
             sequence_number: &sequence,
             arrival_ms: until,
         };
-        let rowset: Vec<_> = events.iter().map(|e| (e, lineage)).collect();
-        let bytes = encode_parquet(&raw_batch(Scenario::Trades, &rowset)?)?;
+        let records = events
+            .iter()
+            .map(|e| decoder.decode(&e.to_json(), None).map_err(|r| r.error))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rowset: Vec<_> = records.iter().map(|r| (r, lineage)).collect();
+        let bytes = encode_raw(def, &raw_batch(def, stream, &rowset)?)?;
         let batch = BatchId {
             shard_id: "bench".into(),
             first_sequence: sequence.clone(),
             last_sequence: sequence.clone(),
         };
-        let key = object_key(table, "trades", events[0].event_time_ms, &batch);
+        let key = object_key(&table, "trades", events[0].event_time_ms, &batch);
         let path = lake.join(&key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -166,7 +179,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             for _ in 0..repeat.max(1) {
                 let started = Instant::now();
                 let batches = tokio::task::block_in_place(|| {
-                    runtime.block_on(crate::query::run_sql(&lake, sql))
+                    runtime.block_on(crate::query::run_sql(
+                        &lake,
+                        &sluice_core::stream::StreamSet::builtin(),
+                        sql,
+                    ))
                 })?;
                 best = best.min(started.elapsed().as_secs_f64());
                 result_rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();

@@ -29,12 +29,10 @@ pub struct EvalArgs {
 
 pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
     // Every detector runs side by side, so each row compares like with like.
-    let mut config = AggregateConfig::default();
+    let mut config = AggregateConfig::builtin();
     config.detect.detectors = DetectorKind::ALL.to_vec();
-    let grace_ms = match config.detect.window {
-        sluice_core::window::WindowSpec::Tumbling { size_ms } => size_ms,
-        _ => 10_000,
-    };
+    // One detection window (the shipped definitions' 10 s) of delay is allowed.
+    let grace_ms = 10_000;
     let start_ms = sluice_core::time::parse_timestamp_ms(
         "2026-01-05T00:00:00Z",
         sluice_core::time::Offset::Required,

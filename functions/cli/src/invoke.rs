@@ -47,6 +47,8 @@ pub struct InvokeArgs {
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     #[command(flatten)]
+    pub streams: local::StreamsArg,
+    #[command(flatten)]
     pub windows: WindowArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
@@ -79,7 +81,8 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let store = local::store(&args.lake);
     let output = match args.function {
         Function::Aggregate => {
-            let deps = local::aggregate_deps(store, args.windows.aggregate_settings()?, metrics);
+            let settings = args.windows.aggregate_settings(args.streams.load()?)?;
+            let deps = local::aggregate_deps(store, settings, metrics);
             let bytes = std::fs::read(&args.event)
                 .with_context(|| format!("reading {}", args.event.display()))?;
             let response = sluice_aggregate::handle(&bytes, &deps)

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use sluice_core::event::Scenario;
 use sluice_core::rules::RuleSet;
+use sluice_core::stream::StreamSet;
 use sluice_infra::metrics::Metrics;
 use sluice_infra::notify::{
     ConsoleNotifier, Fanout, Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier,
@@ -23,21 +25,102 @@ pub fn outbox_path(lake: &Path) -> PathBuf {
     lake.join("_alerts").join("alerts.jsonl")
 }
 
+/// Where stream definitions come from (`run`, `invoke`, `query`, `schema`, `detect-eval`).
+#[derive(Args, Clone, Default)]
+pub struct StreamsArg {
+    /// Stream definitions: a TOML file, or a directory meaning its *.toml files. Replaces the
+    /// built-in trades, telemetry and clickstream definitions.
+    #[arg(long, env = "SLUICE_STREAMS", value_name = "PATH")]
+    pub streams: Option<PathBuf>,
+}
+
+impl StreamsArg {
+    /// The definitions in force, every problem named by file and line.
+    pub fn load(&self) -> anyhow::Result<StreamSet> {
+        match &self.streams {
+            None => Ok(StreamSet::builtin()),
+            Some(path) => load_streams(path),
+        }
+    }
+}
+
+/// Reads a definition file, or every `*.toml` of a directory (in name order).
+pub fn load_streams(path: &Path) -> anyhow::Result<StreamSet> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading stream definitions in {}", path.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading stream definitions in {}", path.display()))?;
+        files.retain(|f| f.extension().is_some_and(|e| e == "toml"));
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("{} holds no *.toml stream definitions", path.display());
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| (f.display().to_string(), t))
+                .with_context(|| format!("reading stream definition {}", f.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(StreamSet::from_sources(
+        texts.iter().map(|(f, t)| (f.as_str(), t.as_str())),
+    )?)
+}
+
+/// The scenarios to generate: `all` (every loaded stream that has a synthetic generator) or a
+/// comma-separated list, each of which must be a loaded stream with a generator.
+pub fn generated_scenarios(text: &str, streams: &StreamSet) -> anyhow::Result<Vec<Scenario>> {
+    if text.trim() == "all" {
+        let loaded: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| streams.get(s.as_str()).is_some())
+            .collect();
+        if loaded.is_empty() {
+            anyhow::bail!(
+                "none of the loaded streams ({}) has a synthetic generator (trades, telemetry, clickstream): feed them with `sluice invoke fetch` or `sluice invoke aggregate --event FILE`",
+                streams.names().join(", ")
+            );
+        }
+        return Ok(loaded);
+    }
+    let scenarios = Scenario::parse_list(text).map_err(anyhow::Error::msg)?;
+    for s in &scenarios {
+        if streams.get(s.as_str()).is_none() {
+            anyhow::bail!(
+                "--scenario {s}: no stream definition named {s} is loaded (loaded: {})",
+                streams.names().join(", ")
+            );
+        }
+    }
+    Ok(scenarios)
+}
+
 /// Window and lateness options shared by `run` and `invoke`.
 #[derive(Args, Clone)]
 pub struct WindowArgs {
-    /// Extra window for every scenario, e.g. sliding:30s, hopping:10m/1m, session:2m (repeatable).
+    /// Extra window for every stream, e.g. sliding:30s, hopping:10m/1m, session:2m (repeatable).
     #[arg(long = "window", value_name = "SPEC")]
     pub windows: Vec<String>,
-    /// How far behind the newest event an event may arrive and still count.
+    /// How far behind the newest event an event may arrive and still count (for streams whose
+    /// definition sets no allowed_lateness).
     #[arg(long, default_value = "5s")]
     pub lateness: String,
 }
 
 impl WindowArgs {
-    pub fn aggregate_settings(&self) -> anyhow::Result<sluice_aggregate::Settings> {
+    pub fn aggregate_settings(
+        &self,
+        streams: StreamSet,
+    ) -> anyhow::Result<sluice_aggregate::Settings> {
         let extra: Vec<&str> = self.windows.iter().map(String::as_str).collect();
-        sluice_aggregate::Settings::with_windows(&extra, &self.lateness)
+        sluice_aggregate::Settings::with_windows(streams, &extra, &self.lateness)
             .map_err(|e| anyhow::anyhow!("--window/--lateness: {e}"))
     }
 }

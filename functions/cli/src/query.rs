@@ -16,6 +16,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 use sluice_core::schema::{self, Table};
+use sluice_core::stream::StreamSet;
+
+use crate::local::StreamsArg;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -42,6 +45,8 @@ pub struct QueryArgs {
     /// List the shipped example queries.
     #[arg(long)]
     pub list_examples: bool,
+    #[command(flatten)]
+    pub streams: StreamsArg,
 }
 
 /// Example queries shipped with sluice: the trading dashboard's tiles and more. The same text
@@ -105,7 +110,7 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
 ];
 
 /// A session with every lake table registered. Tables with no data yet are empty, not errors.
-pub async fn session(lake: &Path) -> anyhow::Result<SessionContext> {
+pub async fn session(lake: &Path, streams: &StreamSet) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new();
     let root = lake.canonicalize().with_context(|| {
         format!(
@@ -114,14 +119,14 @@ pub async fn session(lake: &Path) -> anyhow::Result<SessionContext> {
             lake.display()
         )
     })?;
-    for table in schema::all_tables() {
-        register(&ctx, &root, table).await?;
+    for table in schema::all_tables(streams) {
+        register(&ctx, &root, &table).await?;
     }
     Ok(ctx)
 }
 
-async fn register(ctx: &SessionContext, root: &Path, table: &'static Table) -> anyhow::Result<()> {
-    let dir = root.join(table.prefix);
+async fn register(ctx: &SessionContext, root: &Path, table: &Table) -> anyhow::Result<()> {
+    let dir = root.join(table.prefix.as_ref());
     let partitions: Vec<(String, DataType)> = table
         .partitions
         .iter()
@@ -143,7 +148,7 @@ async fn register(ctx: &SessionContext, root: &Path, table: &'static Table) -> a
         );
         let schema = Arc::new(Schema::new(fields));
         let empty = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?;
-        ctx.register_table(table.name, Arc::new(empty))?;
+        ctx.register_table(table.name.as_ref(), Arc::new(empty))?;
         return Ok(());
     }
     let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
@@ -153,7 +158,10 @@ async fn register(ctx: &SessionContext, root: &Path, table: &'static Table) -> a
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(table.schema());
-    ctx.register_table(table.name, Arc::new(ListingTable::try_new(config)?))?;
+    ctx.register_table(
+        table.name.as_ref(),
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
     Ok(())
 }
 
@@ -171,8 +179,12 @@ fn walk_has_parquet(dir: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-pub async fn run_sql(lake: &Path, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    let ctx = session(lake).await?;
+pub async fn run_sql(
+    lake: &Path,
+    streams: &StreamSet,
+    sql: &str,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let ctx = session(lake, streams).await?;
     let df = ctx.sql(sql).await.context("planning the query")?;
     df.collect().await.context("running the query")
 }
@@ -184,6 +196,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let streams = args.streams.load()?;
     let sql = match (&args.sql, &args.example, &args.file) {
         (Some(sql), _, _) => sql.clone(),
         (_, Some(name), _) => EXAMPLES
@@ -198,17 +211,17 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         }
         _ => bail!(
             "give SQL, --example NAME or --file PATH (tables: {})",
-            table_names()
+            table_names(&streams)
         ),
     };
-    let batches = run_sql(&args.lake, &sql).await?;
+    let batches = run_sql(&args.lake, &streams, &sql).await?;
     print(&batches, args.format)
 }
 
-fn table_names() -> String {
-    schema::all_tables()
+fn table_names(streams: &StreamSet) -> String {
+    schema::all_tables(streams)
         .iter()
-        .map(|t| t.name)
+        .map(|t| t.name.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -259,13 +272,16 @@ pub enum SchemaFormat {
 pub struct SchemaArgs {
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: SchemaFormat,
+    #[command(flatten)]
+    pub streams: StreamsArg,
 }
 
 pub fn schema(args: SchemaArgs) -> anyhow::Result<()> {
+    let streams = args.streams.load()?;
     match args.format {
-        SchemaFormat::Markdown => print!("{}", schema::markdown()),
+        SchemaFormat::Markdown => print!("{}", schema::markdown(&streams)),
         SchemaFormat::Glue => {
-            let tables: serde_json::Map<String, serde_json::Value> = schema::all_tables()
+            let tables: serde_json::Map<String, serde_json::Value> = schema::all_tables(&streams)
                 .iter()
                 .map(|t| {
                     let columns: Vec<serde_json::Value> = t
@@ -281,41 +297,55 @@ pub fn schema(args: SchemaArgs) -> anyhow::Result<()> {
                 .collect();
             println!("{}", serde_json::to_string_pretty(&tables)?);
         }
-        SchemaFormat::Kusto => print!("{}", kusto_commands()),
+        SchemaFormat::Kusto => print!("{}", kusto_commands(&streams)),
     }
     Ok(())
 }
 
-/// Landing table for Event Hubs ingestion (every contract field), its JSON mapping, and one
-/// typed table per scenario (the raw table's columns without stream lineage).
-pub fn kusto_commands() -> String {
+/// Landing table for Event Hubs ingestion (every field of every stream, by its JSON path), its
+/// JSON mapping, and one typed table per stream (the raw table's columns without stream
+/// lineage).
+pub fn kusto_commands(streams: &StreamSet) -> String {
     use sluice_core::schema::ColumnType;
     let lineage = ["shard_id", "sequence_number", "arrival_time"];
-    let mut landing: Vec<(&str, ColumnType)> = vec![
-        ("scenario", ColumnType::String),
-        ("key", ColumnType::String),
-    ];
+    // (column, JSONPath, type), first come first kept.
+    let mut landing: Vec<(String, String, ColumnType)> = Vec::new();
+    let mut add = |column: &str, path: &[String], ty: ColumnType| {
+        if !landing.iter().any(|(n, _, _)| n == column) {
+            landing.push((column.to_string(), json_path(path), ty));
+        }
+    };
+    for def in streams.streams() {
+        if let Some(route) = &def.route {
+            add(
+                &route.field.to_lowercase(),
+                std::slice::from_ref(&route.field),
+                ColumnType::String,
+            );
+        }
+    }
     let mut out = String::from(
-        "// Generated by `sluice schema --format kusto` from sluice_core::schema. Do not edit.\n\n",
+        "// Generated by `sluice schema --format kusto` from the stream definitions. Do not edit.\n\n",
     );
-    let mut per_scenario = String::new();
-    for scenario in sluice_core::event::Scenario::ALL {
-        let table = schema::raw_table(scenario);
+    let mut per_stream = String::new();
+    for def in streams.streams() {
+        let table = schema::raw_table(def);
         let cols: Vec<_> = table
             .columns
             .iter()
-            .filter(|c| !lineage.contains(&c.name))
+            .filter(|c| !lineage.contains(&c.name.as_ref()))
             .collect();
-        for c in &cols {
-            if !landing.iter().any(|(n, _)| *n == c.name) {
-                landing.push((c.name, c.ty));
+        for (field, c) in def.fields.iter().zip(&cols) {
+            add(&c.name, &field.path, c.ty);
+            for alias in &field.aliases {
+                add(&alias.to_lowercase(), std::slice::from_ref(alias), c.ty);
             }
         }
         let list: Vec<String> = cols
             .iter()
             .map(|c| format!("{}: {}", c.name, c.ty.kusto()))
             .collect();
-        per_scenario.push_str(&format!(
+        per_stream.push_str(&format!(
             ".create-merge table {} ({})\n\n",
             table.name,
             list.join(", ")
@@ -323,7 +353,7 @@ pub fn kusto_commands() -> String {
     }
     let list: Vec<String> = landing
         .iter()
-        .map(|(n, t)| format!("{n}: {}", t.kusto()))
+        .map(|(n, _, t)| format!("{n}: {}", t.kusto()))
         .collect();
     out.push_str(&format!(
         ".create-merge table sluice_events ({})\n\n",
@@ -331,9 +361,9 @@ pub fn kusto_commands() -> String {
     ));
     let mapping: Vec<String> = landing
         .iter()
-        .map(|(n, t)| {
+        .map(|(n, path, t)| {
             format!(
-                "{{\"column\":\"{n}\",\"path\":\"$.{n}\",\"datatype\":\"{}\"}}",
+                "{{\"column\":\"{n}\",\"path\":\"{path}\",\"datatype\":\"{}\"}}",
                 t.kusto()
             )
         })
@@ -342,6 +372,28 @@ pub fn kusto_commands() -> String {
         ".create-or-alter table sluice_events ingestion json mapping \"sluice_events_json\" '[{}]'\n\n",
         mapping.join(",")
     ));
-    out.push_str(&per_scenario);
+    out.push_str(&per_stream);
+    out
+}
+
+/// A Kusto JSONPath for a member path: `$.a.b`, `$.a[0]`, or `$[\'Odd Name\']` (quotes escaped
+/// for the single-quoted literal the mapping sits in) where a segment is not an identifier.
+fn json_path(path: &[String]) -> String {
+    let mut out = String::from("$");
+    for segment in path {
+        if segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !segment.starts_with(|c: char| c.is_ascii_digit())
+        {
+            out.push('.');
+            out.push_str(segment);
+        } else if segment.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            // Escaped for the single-quoted KQL literal the mapping is written in.
+            out.push_str(&format!("[\\'{segment}\\']"));
+        }
+    }
     out
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sluice_core::event::Scenario;
 use sluice_core::rules::Source;
 use sluice_core::time::parse_duration_ms;
 use sluice_infra::metrics::{Metrics, MetricsSnapshot};
@@ -59,6 +58,8 @@ pub struct RunArgs {
     /// Print no progress line.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub streams: local::StreamsArg,
     #[command(flatten)]
     pub windows: WindowArgs,
     #[command(flatten)]
@@ -189,7 +190,8 @@ fn progress_line(m: &MetricsSnapshot, backlog: u64, elapsed: Duration) -> String
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scenarios = Scenario::parse_list(&args.scenario).map_err(anyhow::Error::msg)?;
+    let streams = args.streams.load()?;
+    let scenarios = local::generated_scenarios(&args.scenario, &streams)?;
     let rate = parse_rate(&args.rate)?;
     let duration = args
         .duration
@@ -229,7 +231,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         aggregate: local::aggregate_deps(
             store.clone(),
-            args.windows.aggregate_settings()?,
+            args.windows.aggregate_settings(streams)?,
             metrics.clone(),
         ),
         alert: local::alert_deps(store.clone(), &args.alerts, &args.lake, metrics.clone())?,

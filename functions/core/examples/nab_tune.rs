@@ -40,7 +40,7 @@ fn main() {
         use sluice_core::detect::DetectorKind;
         use sluice_core::evaluate::{run_scenario, score};
         use sluice_core::event::Scenario;
-        let mut config = AggregateConfig::default();
+        let mut config = AggregateConfig::builtin();
         config.detect.detectors = vec![DetectorKind::Calibrated];
         for scenario in Scenario::ALL {
             let (mut planted, mut found, mut flags, mut good) = (0, 0, 0, 0);

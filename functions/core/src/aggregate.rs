@@ -1,52 +1,162 @@
-//! The aggregate function's pure core: window engine plus detectors, with one snapshot.
+//! The aggregate function's pure core: the decoder, the window engine and the detectors of a
+//! set of stream definitions, with one snapshot.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::detect::{Anomaly, DetectConfig, DetectorBank, DetectorState};
-use crate::event::Event;
-use crate::window::{ClosedWindow, EngineConfig, Placement, WindowEngine, WindowState};
+use crate::detect::{
+    Anomaly, DetectConfig, DetectorBank, DetectorKind, DetectorState, Keys, SeriesDef, Transform,
+};
+use crate::stream::{Decoder, Detect, DetectScope, Record, StreamDef, StreamSet};
+use crate::window::metrics::{Samples, samples};
+use crate::window::{
+    ClosedWindow, EngineConfig, MetricShape, Placement, RollupShape, StreamWindows, WindowEngine,
+    WindowSpec, WindowState,
+};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Default allowed lateness for streams whose definition sets none (`--lateness`).
+pub const DEFAULT_ALLOWED_LATENESS_MS: i64 = 5_000;
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("allowed lateness must not be negative")]
+    NegativeLateness,
+    #[error("window {window}: {reason}")]
+    Window {
+        window: String,
+        reason: &'static str,
+    },
+}
+
+/// What the aggregate function computes: the stream definitions, plus windows added to every
+/// stream and the default lateness, resolved into engine and detector configurations.
+#[derive(Debug, Clone)]
 pub struct AggregateConfig {
+    decoder: Decoder,
     pub engine: EngineConfig,
     pub detect: DetectConfig,
 }
 
-impl Default for AggregateConfig {
-    fn default() -> Self {
-        Self {
-            engine: EngineConfig::default_windows(),
-            detect: DetectConfig::default_series(),
+impl AggregateConfig {
+    /// `extra_windows` are added to every stream that does not already declare them;
+    /// `default_lateness_ms` applies to streams whose definition sets no `allowed_lateness`.
+    pub fn new(
+        streams: StreamSet,
+        extra_windows: &[WindowSpec],
+        default_lateness_ms: i64,
+    ) -> Result<Self, ConfigError> {
+        if default_lateness_ms < 0 {
+            return Err(ConfigError::NegativeLateness);
         }
+        for w in extra_windows {
+            w.validate().map_err(|reason| ConfigError::Window {
+                window: w.name(),
+                reason,
+            })?;
+        }
+        let mut engine = EngineConfig {
+            streams: Vec::new(),
+        };
+        let mut detect = DetectConfig {
+            series: Vec::new(),
+            detectors: vec![DetectorKind::DEFAULT],
+        };
+        for (s, def) in streams.streams().iter().enumerate() {
+            let mut windows = def.windows.clone();
+            for w in extra_windows {
+                if !windows.contains(w) {
+                    windows.push(*w);
+                }
+            }
+            engine
+                .streams
+                .push(stream_windows(def, windows.clone(), default_lateness_ms));
+            for (m, metric) in def.metrics.iter().enumerate() {
+                let transform = match metric.detect {
+                    Detect::None => continue,
+                    Detect::Level => Transform::Level,
+                    Detect::Returns => Transform::Return,
+                };
+                let Some(window_index) = metric
+                    .detect_window
+                    .and_then(|w| windows.iter().position(|x| *x == w))
+                else {
+                    continue;
+                };
+                detect.series.push(SeriesDef {
+                    stream: s,
+                    metric: m,
+                    window_index,
+                    reduce: metric.detect_on,
+                    transform,
+                    keys: match metric.detect_scope {
+                        DetectScope::Keys => Keys::Keys,
+                        DetectScope::Rollups => Keys::Rollups,
+                        DetectScope::All => Keys::All,
+                    },
+                });
+            }
+        }
+        Ok(Self {
+            decoder: Decoder::new(streams),
+            engine,
+            detect,
+        })
+    }
+
+    /// The shipped definitions with the default lateness.
+    pub fn builtin() -> Self {
+        Self::new(StreamSet::builtin(), &[], DEFAULT_ALLOWED_LATENESS_MS)
+            .expect("the shipped definitions make a valid configuration")
+    }
+
+    pub fn streams(&self) -> &StreamSet {
+        self.decoder.streams()
+    }
+
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// A stable fingerprint of what shapes the state (windows, metrics, lateness, detectors),
+    /// so state built under another configuration is not misread.
+    pub fn fingerprint(&self) -> String {
+        use md5::{Digest, Md5};
+        let json = serde_json::to_vec(&(&self.engine, &self.detect)).unwrap_or_default();
+        Md5::digest(json)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
-impl AggregateConfig {
-    /// Checks the combination: valid window specs, and the detection window is computed for
-    /// every scenario whose series it feeds.
-    pub fn validate(&self) -> Result<(), String> {
-        for def in &self.engine.windows {
-            def.spec
-                .validate()
-                .map_err(|why| format!("window {}: {why}", def.spec.name()))?;
-        }
-        if self.engine.allowed_lateness_ms < 0 {
-            return Err("allowed lateness must not be negative".into());
-        }
-        for series in &self.detect.series {
-            let computed =
-                self.engine.windows.iter().any(|d| {
-                    d.spec == self.detect.window && d.scenarios.contains(&series.scenario)
-                });
-            if !computed {
-                return Err(format!(
-                    "detection window {} is not computed for {}",
-                    self.detect.window.name(),
-                    series.scenario
-                ));
-            }
-        }
-        Ok(())
+fn stream_windows(
+    def: &StreamDef,
+    windows: Vec<WindowSpec>,
+    default_lateness_ms: i64,
+) -> StreamWindows {
+    StreamWindows {
+        name: def.name.clone(),
+        windows,
+        metrics: def
+            .metrics
+            .iter()
+            .map(|m| MetricShape {
+                name: m.name.clone(),
+                weighted: m.weight.is_some(),
+            })
+            .collect(),
+        rollups: def
+            .rollups
+            .iter()
+            .map(|r| RollupShape {
+                name: r.name.clone(),
+                metrics: r.metrics.clone(),
+            })
+            .collect(),
+        allowed_lateness_ms: def.allowed_lateness_ms.unwrap_or(default_lateness_ms),
     }
 }
 
@@ -64,27 +174,35 @@ pub struct Output {
     pub anomalies: Vec<Anomaly>,
 }
 
-pub struct Aggregator {
+pub struct Aggregator<'c> {
+    config: &'c AggregateConfig,
     engine: WindowEngine,
     detectors: DetectorBank,
-    window_names: Vec<String>,
-    window_kinds: Vec<&'static str>,
+    samples: Samples,
 }
 
-impl Aggregator {
-    pub fn new(config: AggregateConfig) -> Self {
+impl<'c> Aggregator<'c> {
+    pub fn new(config: &'c AggregateConfig) -> Self {
         Self::restore(config, AggregatorState::default())
     }
 
-    pub fn restore(config: AggregateConfig, state: AggregatorState) -> Self {
-        let specs: Vec<_> = config.engine.windows.iter().map(|d| d.spec).collect();
-        let window_names = specs.iter().map(|s| s.name()).collect();
-        let window_kinds = specs.iter().map(|s| s.kind()).collect();
+    pub fn restore(config: &'c AggregateConfig, state: AggregatorState) -> Self {
+        let names = config
+            .engine
+            .streams
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.metrics.iter().map(|m| m.name.clone()).collect(),
+                )
+            })
+            .collect();
         Self {
-            detectors: DetectorBank::restore(config.detect, &specs, state.detectors),
-            engine: WindowEngine::restore(config.engine, state.windows),
-            window_names,
-            window_kinds,
+            config,
+            detectors: DetectorBank::restore(config.detect.clone(), names, state.detectors),
+            engine: WindowEngine::restore(config.engine.clone(), state.windows),
+            samples: Vec::new(),
         }
     }
 
@@ -95,8 +213,16 @@ impl Aggregator {
         }
     }
 
-    pub fn push(&mut self, event: &Event) -> Placement {
-        self.engine.push(event)
+    /// Places one decoded record in its windows (or reports it late).
+    pub fn push(&mut self, record: &Record) -> Placement {
+        let def = &self.config.streams().streams()[record.stream];
+        samples(def, record, &mut self.samples);
+        self.engine.push(
+            record.stream,
+            &record.key,
+            record.event_time_ms,
+            &self.samples,
+        )
     }
 
     /// Closes what the watermark has passed and runs the detectors on it.
@@ -115,24 +241,7 @@ impl Aggregator {
             .observe(&out.windows[from..], &mut out.anomalies);
     }
 
-    pub fn watermark_ms(&self, scenario: crate::event::Scenario) -> Option<i64> {
-        self.engine.watermark_ms(scenario)
-    }
-
-    /// `window` column values, indexed like the engine's window definitions.
-    pub fn window_names(&self) -> &[String] {
-        &self.window_names
-    }
-
-    pub fn window_kinds(&self) -> &[&'static str] {
-        &self.window_kinds
-    }
-
-    pub fn detection_window_name(&self) -> String {
-        self.detectors_window().name()
-    }
-
-    fn detectors_window(&self) -> crate::window::WindowSpec {
-        self.detectors.window()
+    pub fn watermark_ms(&self, stream: usize) -> Option<i64> {
+        self.engine.watermark_ms(stream)
     }
 }

@@ -1,6 +1,6 @@
 //! How well the detectors find the anomalies the generators planted.
 //!
-//! A planted anomaly counts as found when a flag for its key (or the scenario-wide `*` key)
+//! A planted anomaly counts as found when a flag for its key (or a stream-wide rollup)
 //! falls on a window overlapping the anomaly, allowing one detection window of delay. A flag is
 //! a true positive when it overlaps some planted anomaly that way. Flags are counted once per
 //! (key, window), however many metrics or detectors raised them.
@@ -11,7 +11,7 @@ use crate::aggregate::{AggregateConfig, Aggregator, Output};
 use crate::detect::{Anomaly, DetectorKind};
 use crate::event::Scenario;
 use crate::generate::{Generator, GeneratorConfig, PlantedAnomaly};
-use crate::window::is_rollup;
+use crate::window::Scope;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
@@ -47,13 +47,13 @@ impl Score {
 }
 
 fn overlaps(a: &Anomaly, truth: &PlantedAnomaly, grace_ms: i64) -> bool {
-    a.scenario == truth.scenario
-        && (a.key == truth.key || is_rollup(&a.key))
+    (a.key == truth.key || a.scope == Scope::Rollup)
         && a.window_start_ms < truth.end_ms + grace_ms
         && a.window_end_ms > truth.start_ms
 }
 
-/// Scores `anomalies` (optionally only one detector's) against `truth`.
+/// Scores `anomalies` (optionally only one detector's) against `truth`, both of one scenario's
+/// run ([`run_scenario`]).
 pub fn score(
     truth: &[PlantedAnomaly],
     anomalies: &[Anomaly],
@@ -64,14 +64,14 @@ pub fn score(
         .iter()
         .filter(|a| detector.is_none_or(|d| a.detector == d))
         .collect();
-    let flags: BTreeSet<(Scenario, &str, i64)> = chosen
+    let flags: BTreeSet<(usize, Scope, &str, i64)> = chosen
         .iter()
-        .map(|a| (a.scenario, a.key.as_str(), a.window_end_ms))
+        .map(|a| (a.stream, a.scope, a.key.as_str(), a.window_end_ms))
         .collect();
-    let true_flags: BTreeSet<(Scenario, &str, i64)> = chosen
+    let true_flags: BTreeSet<(usize, Scope, &str, i64)> = chosen
         .iter()
         .filter(|a| truth.iter().any(|t| overlaps(a, t, grace_ms)))
-        .map(|a| (a.scenario, a.key.as_str(), a.window_end_ms))
+        .map(|a| (a.stream, a.scope, a.key.as_str(), a.window_end_ms))
         .collect();
     let found = truth
         .iter()
@@ -86,7 +86,8 @@ pub fn score(
 }
 
 /// Generates `minutes` of a scenario and runs it through the aggregator in one-second batches,
-/// as the pipeline would. Returns the ground truth and every flag raised.
+/// as the pipeline would (each event encoded and decoded by its stream definition, which
+/// `config` must hold). Returns the ground truth and every flag raised.
 pub fn run_scenario(
     scenario: Scenario,
     seed: u64,
@@ -96,7 +97,7 @@ pub fn run_scenario(
     config: &AggregateConfig,
 ) -> (Vec<PlantedAnomaly>, Vec<Anomaly>) {
     let mut generator = Generator::new(GeneratorConfig::new(scenario, seed, rate_per_s, start_ms));
-    let mut aggregator = Aggregator::new(config.clone());
+    let mut aggregator = Aggregator::new(config);
     let (mut truth, mut out) = (Vec::new(), Output::default());
     let mut events = Vec::new();
     let end = start_ms + minutes * 60_000;
@@ -106,7 +107,10 @@ pub fn run_scenario(
         events.clear();
         generator.generate_until(t, &mut events, &mut truth);
         for e in &events {
-            aggregator.push(e);
+            // Events the definitions refuse are not the detectors' concern here.
+            if let Ok(record) = config.decoder().decode(&e.to_json(), None) {
+                aggregator.push(&record);
+            }
         }
         aggregator.advance(&mut out);
         out.windows.clear();
@@ -121,7 +125,7 @@ mod tests {
 
     #[test]
     fn detectors_find_planted_trade_anomalies() {
-        let mut config = AggregateConfig::default();
+        let mut config = AggregateConfig::builtin();
         config.detect.detectors = DetectorKind::ALL.to_vec();
         let (truth, anomalies) =
             run_scenario(Scenario::Trades, 1, 100.0, 1_795_000_000_000, 60, &config);
@@ -144,9 +148,11 @@ mod tests {
             magnitude: 0.1,
         }];
         let flag = |key: &str, end: i64| Anomaly {
-            scenario: Scenario::Trades,
+            stream: 0,
             key: key.into(),
-            metric: "price".into(),
+            scope: Scope::Key,
+            metric: 0,
+            window_index: 0,
             window_start_ms: end - 10_000,
             window_end_ms: end,
             detector: DetectorKind::SpikeDip,

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::ArrowError;
@@ -23,16 +24,16 @@ use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::detect::Anomaly;
-use crate::event::{Event, Payload, Scenario};
 use crate::schema::{self, Table};
+use crate::stream::{Aggregate, FieldType, Record, StreamDef, Value};
 use crate::time::{MS_PER_HOUR, format_date};
-use crate::window::ClosedWindow;
+use crate::window::{ClosedWindow, EngineConfig};
 
 #[derive(Debug, Error)]
 pub enum LakeError {
     #[error("building Arrow batch for {table}: {source}")]
     Arrow {
-        table: &'static str,
+        table: String,
         #[source]
         source: ArrowError,
     },
@@ -118,26 +119,39 @@ pub fn group_by_partition<T>(
     groups
 }
 
-fn writer_properties() -> WriterProperties {
+fn writer_properties(unique_columns: &[&str]) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         // Level 1: most of zstd's ratio on this data at a fraction of the CPU of the default.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")));
     // Unique per row: a dictionary would hold every value once and save nothing, after hashing
     // each of them.
-    for column in UNIQUE_COLUMNS {
+    for column in unique_columns {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
     builder.build()
 }
 
-/// Columns whose values do not repeat within a file.
+/// Columns whose values do not repeat within a file of the shared tables.
 const UNIQUE_COLUMNS: &[&str] = &["event_id", "sequence_number"];
 
 /// One batch as a complete Parquet file in memory (footer written).
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
+    encode_parquet_with(batch, UNIQUE_COLUMNS)
+}
+
+/// [`encode_parquet`] with the columns whose values are unique per row named (no dictionary:
+/// it would hold every value once and save nothing, after hashing each of them).
+pub fn encode_parquet_with(
+    batch: &RecordBatch,
+    unique_columns: &[&str],
+) -> Result<Vec<u8>, LakeError> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties()))?;
+    let mut writer = ArrowWriter::try_new(
+        &mut buf,
+        batch.schema(),
+        Some(writer_properties(unique_columns)),
+    )?;
     writer.write(batch)?;
     writer.close()?;
     Ok(buf)
@@ -150,9 +164,9 @@ pub fn decode_parquet(bytes: Vec<u8>) -> Result<Vec<RecordBatch>, LakeError> {
         .map_err(LakeError::Read)
 }
 
-fn finish(table: &'static Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, LakeError> {
+fn finish(table: &Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, LakeError> {
     RecordBatch::try_new(table.schema(), columns).map_err(|source| LakeError::Arrow {
-        table: table.name,
+        table: table.name.to_string(),
         source,
     })
 }
@@ -197,107 +211,90 @@ impl LineageColumns {
     }
 }
 
-/// Raw events of one scenario (rows of other scenarios are skipped).
-pub fn raw_batch(
-    scenario: Scenario,
-    rows: &[(&Event, Lineage<'_>)],
-) -> Result<RecordBatch, LakeError> {
-    let n = rows.len();
-    let mut id = StringBuilder::with_capacity(n, n * 16);
-    let mut time = utc_ms(n);
-    let mut key = StringBuilder::with_capacity(n, n * 8);
-    let mut lineage = LineageColumns::new(n);
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(12);
-    let mut push_common = |e: &Event, l: &Lineage<'_>| {
-        id.append_value(&e.event_id);
-        time.append_value(e.event_time_ms);
-        key.append_value(&e.key);
-        lineage.push(l);
-    };
-    match scenario {
-        Scenario::Trades => {
-            let (mut side, mut price, mut qty, mut ty) = (
-                StringBuilder::with_capacity(n, n * 4),
-                Float64Builder::with_capacity(n),
-                Int64Builder::with_capacity(n),
-                StringBuilder::with_capacity(n, n * 6),
-            );
-            for (e, l) in rows {
-                if let Payload::Trade(t) = &e.payload {
-                    push_common(e, l);
-                    side.append_value(t.side.as_str());
-                    price.append_value(t.price);
-                    qty.append_value(t.quantity);
-                    ty.append_value(t.trade_type.as_str());
-                }
-            }
-            columns.extend([
-                Arc::new(side.finish()) as ArrayRef,
-                Arc::new(price.finish()),
-                Arc::new(qty.finish()),
-                Arc::new(ty.finish()),
-            ]);
-        }
-        Scenario::Telemetry => {
-            let (mut cpu, mut mem, mut err, mut lat) = (
-                Float64Builder::with_capacity(n),
-                Float64Builder::with_capacity(n),
-                Int64Builder::with_capacity(n),
-                Float64Builder::with_capacity(n),
-            );
-            for (e, l) in rows {
-                if let Payload::Telemetry(t) = &e.payload {
-                    push_common(e, l);
-                    cpu.append_value(t.cpu_pct);
-                    mem.append_value(t.mem_pct);
-                    err.append_value(t.error_count);
-                    lat.append_value(t.latency_ms);
-                }
-            }
-            columns.extend([
-                Arc::new(cpu.finish()) as ArrayRef,
-                Arc::new(mem.finish()),
-                Arc::new(err.finish()),
-                Arc::new(lat.finish()),
-            ]);
-        }
-        Scenario::Clickstream => {
-            let (mut product, mut action, mut amount) = (
-                StringBuilder::with_capacity(n, n * 8),
-                StringBuilder::with_capacity(n, n * 6),
-                Float64Builder::with_capacity(n),
-            );
-            for (e, l) in rows {
-                if let Payload::Click(c) = &e.payload {
-                    push_common(e, l);
-                    product.append_value(&c.product_id);
-                    action.append_value(c.action.as_str());
-                    amount.append_option(c.amount);
-                }
-            }
-            columns.extend([
-                Arc::new(product.finish()) as ArrayRef,
-                Arc::new(action.finish()),
-                Arc::new(amount.finish()),
-            ]);
-        }
-    }
-    let [shard, seq, arrival] = lineage.finish();
-    let mut all: Vec<ArrayRef> = vec![
-        Arc::new(id.finish()),
-        Arc::new(time.finish()),
-        Arc::new(key.finish()),
-    ];
-    all.extend(columns);
-    all.extend([shard, seq, arrival]);
-    finish(schema::raw_table(scenario), all)
+/// One column of a raw table being built, typed by its field.
+enum RawColumn {
+    Str(StringBuilder),
+    Double(Float64Builder),
+    Long(Int64Builder),
+    Bool(BooleanBuilder),
+    Time(TimestampMillisecondBuilder),
 }
 
-/// Closed windows; `names[i]`/`kinds[i]` describe the engine's window definition `i`.
+impl RawColumn {
+    fn new(ty: FieldType, n: usize) -> Self {
+        match ty {
+            FieldType::String => RawColumn::Str(StringBuilder::with_capacity(n, n * 8)),
+            FieldType::Double => RawColumn::Double(Float64Builder::with_capacity(n)),
+            FieldType::Long => RawColumn::Long(Int64Builder::with_capacity(n)),
+            FieldType::Bool => RawColumn::Bool(BooleanBuilder::with_capacity(n)),
+            FieldType::Timestamp => RawColumn::Time(utc_ms(n)),
+        }
+    }
+
+    fn push(&mut self, def: &StreamDef, field: usize, value: &Value) {
+        match (self, value) {
+            (RawColumn::Str(b), Value::Str(v)) => b.append_value(v),
+            (RawColumn::Str(b), v @ Value::Enum(_)) => b.append_option(v.as_str(def, field)),
+            (RawColumn::Double(b), Value::Double(v)) => b.append_value(*v),
+            (RawColumn::Long(b), Value::Long(v)) => b.append_value(*v),
+            (RawColumn::Bool(b), Value::Bool(v)) => b.append_value(*v),
+            (RawColumn::Time(b), Value::Time(v)) => b.append_value(*v),
+            // Null, or (never, as the decoder types every value by its field) a mismatch.
+            (RawColumn::Str(b), _) => b.append_null(),
+            (RawColumn::Double(b), _) => b.append_null(),
+            (RawColumn::Long(b), _) => b.append_null(),
+            (RawColumn::Bool(b), _) => b.append_null(),
+            (RawColumn::Time(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            RawColumn::Str(mut b) => Arc::new(b.finish()),
+            RawColumn::Double(mut b) => Arc::new(b.finish()),
+            RawColumn::Long(mut b) => Arc::new(b.finish()),
+            RawColumn::Bool(mut b) => Arc::new(b.finish()),
+            RawColumn::Time(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Raw events of one stream, columns built by field (the raw table of `def`). Rows of other
+/// streams are skipped.
+pub fn raw_batch(
+    def: &StreamDef,
+    stream: usize,
+    rows: &[(&Record, Lineage<'_>)],
+) -> Result<RecordBatch, LakeError> {
+    let n = rows.len();
+    let mut columns: Vec<RawColumn> = def.fields.iter().map(|f| RawColumn::new(f.ty, n)).collect();
+    let mut lineage = LineageColumns::new(n);
+    for (r, l) in rows.iter().filter(|(r, _)| r.stream == stream) {
+        for (i, (column, value)) in columns.iter_mut().zip(&r.values).enumerate() {
+            column.push(def, i, value);
+        }
+        lineage.push(l);
+    }
+    let mut all: Vec<ArrayRef> = columns.into_iter().map(RawColumn::finish).collect();
+    all.extend(lineage.finish());
+    finish(&schema::raw_table(def), all)
+}
+
+/// Parquet bytes of a raw batch of `def`: its dedup column and the sequence number are unique
+/// per row.
+pub fn encode_raw(def: &StreamDef, batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
+    let dedup = def.dedup.map(|d| def.fields[d].column.as_str());
+    let unique: Vec<&str> = dedup.into_iter().chain(["sequence_number"]).collect();
+    encode_parquet_with(batch, &unique)
+}
+
+/// Closed windows of `streams` (the definitions `config` was built from), read from shard
+/// `shard_id`. Aggregates a metric does not declare are null.
 pub fn windows_batch(
     rows: &[&ClosedWindow],
-    names: &[String],
-    kinds: &[&'static str],
+    streams: &[StreamDef],
+    config: &EngineConfig,
+    shard_id: &str,
 ) -> Result<RecordBatch, LakeError> {
     let n = rows.len();
     let mut key = StringBuilder::with_capacity(n, n * 8);
@@ -307,23 +304,36 @@ pub fn windows_batch(
     let mut metric = StringBuilder::with_capacity(n, n * 8);
     let mut count = Int64Builder::with_capacity(n);
     let mut f: Vec<Float64Builder> = (0..8).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut scope = StringBuilder::with_capacity(n, n * 3);
+    let mut shard = StringBuilder::with_capacity(n, n * 20);
+    let names: Vec<Vec<String>> = config
+        .streams
+        .iter()
+        .map(|s| s.windows.iter().map(|w| w.name()).collect())
+        .collect();
     for w in rows {
         let a = &w.aggregates;
+        let cfg = &config.streams[w.stream];
+        let declared = &streams[w.stream].metrics[w.metric].aggregates;
+        let has = |agg: Aggregate| declared.contains(&agg);
+        let spec = &cfg.windows[w.window_index];
         key.append_value(&w.key);
-        window.append_value(&names[w.window_index]);
-        kind.append_value(kinds[w.window_index]);
+        window.append_value(&names[w.stream][w.window_index]);
+        kind.append_value(spec.kind());
         start.append_value(w.start_ms);
         end.append_value(w.end_ms);
-        metric.append_value(w.metric);
-        count.append_value(a.count);
-        f[0].append_value(a.sum);
-        f[1].append_value(a.min);
-        f[2].append_value(a.max);
-        f[3].append_value(a.avg);
-        f[4].append_option(a.stddev);
-        f[5].append_value(a.first);
-        f[6].append_value(a.last);
+        metric.append_value(&cfg.metrics[w.metric].name);
+        count.append_option(has(Aggregate::Count).then_some(a.count));
+        f[0].append_option(has(Aggregate::Sum).then_some(a.sum));
+        f[1].append_option(has(Aggregate::Min).then_some(a.min));
+        f[2].append_option(has(Aggregate::Max).then_some(a.max));
+        f[3].append_option(has(Aggregate::Avg).then_some(a.avg));
+        f[4].append_option(a.stddev.filter(|_| has(Aggregate::Stddev)));
+        f[5].append_option(has(Aggregate::First).then_some(a.first));
+        f[6].append_option(has(Aggregate::Last).then_some(a.last));
         f[7].append_option(a.weighted_avg);
+        scope.append_value(w.scope.as_str());
+        shard.append_value(shard_id);
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
@@ -335,10 +345,17 @@ pub fn windows_batch(
         Arc::new(count.finish()),
     ];
     columns.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.push(Arc::new(scope.finish()));
+    columns.push(Arc::new(shard.finish()));
     finish(&schema::WINDOWS, columns)
 }
 
-pub fn anomalies_batch(rows: &[&Anomaly], window_name: &str) -> Result<RecordBatch, LakeError> {
+/// Flagged points, read from shard `shard_id`.
+pub fn anomalies_batch(
+    rows: &[&Anomaly],
+    config: &EngineConfig,
+    shard_id: &str,
+) -> Result<RecordBatch, LakeError> {
     let n = rows.len();
     let mut key = StringBuilder::new();
     let mut metric = StringBuilder::new();
@@ -347,10 +364,13 @@ pub fn anomalies_batch(rows: &[&Anomaly], window_name: &str) -> Result<RecordBat
     let mut detector = StringBuilder::new();
     let mut direction = StringBuilder::new();
     let mut f: Vec<Float64Builder> = (0..4).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut scope = StringBuilder::new();
+    let mut shard = StringBuilder::new();
     for a in rows {
+        let cfg = &config.streams[a.stream];
         key.append_value(&a.key);
-        metric.append_value(&a.metric);
-        window.append_value(window_name);
+        metric.append_value(&cfg.metrics[a.metric].name);
+        window.append_value(cfg.windows[a.window_index].name());
         start.append_value(a.window_start_ms);
         end.append_value(a.window_end_ms);
         detector.append_value(a.detector.as_str());
@@ -359,6 +379,8 @@ pub fn anomalies_batch(rows: &[&Anomaly], window_name: &str) -> Result<RecordBat
         f[1].append_value(a.verdict.value);
         f[2].append_value(a.verdict.baseline);
         f[3].append_value(a.verdict.spread);
+        scope.append_value(a.scope.as_str());
+        shard.append_value(shard_id);
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
@@ -370,13 +392,16 @@ pub fn anomalies_batch(rows: &[&Anomaly], window_name: &str) -> Result<RecordBat
         Arc::new(direction.finish()),
     ];
     columns.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.push(Arc::new(scope.finish()));
+    columns.push(Arc::new(shard.finish()));
     finish(&schema::ANOMALIES, columns)
 }
 
 /// A late event as reported in the `late` table.
 #[derive(Debug, Clone)]
 pub struct LateRow<'a> {
-    pub event: &'a Event,
+    pub record: &'a Record,
+    pub def: &'a StreamDef,
     pub watermark_ms: i64,
     pub lineage: Lineage<'a>,
 }
@@ -388,9 +413,9 @@ pub fn late_batch(rows: &[&LateRow<'_>]) -> Result<RecordBatch, LakeError> {
     let (mut time, mut wm) = (utc_ms(n), utc_ms(n));
     let mut lineage = LineageColumns::new(n);
     for r in rows {
-        id.append_value(&r.event.event_id);
-        key.append_value(&r.event.key);
-        time.append_value(r.event.event_time_ms);
+        id.append_option(r.record.dedup_id(r.def));
+        key.append_value(&r.record.key);
+        time.append_value(r.record.event_time_ms);
         wm.append_value(r.watermark_ms);
         lineage.push(&r.lineage);
     }
@@ -409,6 +434,8 @@ pub fn late_batch(rows: &[&LateRow<'_>]) -> Result<RecordBatch, LakeError> {
 pub struct QuarantineRow<'a> {
     pub lineage: Lineage<'a>,
     pub partition_key: &'a str,
+    /// The stream the record routed to, when that much was readable (its partition).
+    pub stream: Option<usize>,
     pub reason_code: &'static str,
     pub reason: String,
     pub raw: &'a [u8],
@@ -440,7 +467,7 @@ pub fn quarantine_batch(rows: &[&QuarantineRow<'_>]) -> Result<RecordBatch, Lake
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Side, Trade, TradeType};
+    use crate::stream::StreamSet;
 
     #[test]
     fn keys_follow_the_layout() {
@@ -451,7 +478,12 @@ mod tests {
         };
         let t = 1_795_000_000_000; // 2026-11-18T11:06:40Z
         assert_eq!(
-            object_key(&schema::TRADES, "trades", t, &batch),
+            object_key(
+                &schema::raw_table(StreamSet::builtin().get("trades").unwrap()),
+                "trades",
+                t,
+                &batch
+            ),
             "raw/scenario=trades/dt=2026-11-18/hour=11/part-shardId-000000000001-4959-4960.parquet"
         );
         assert_eq!(
@@ -505,30 +537,34 @@ mod tests {
 
     #[test]
     fn raw_trades_round_trip_through_parquet_with_utc_timestamps() {
-        let e = Event {
-            event_id: "x".into(),
-            event_time_ms: 1_795_000_000_123,
-            key: "AAPL".into(),
-            payload: Payload::Trade(Trade {
-                side: Side::Buy,
-                price: 190.5,
-                quantity: 10,
-                trade_type: TradeType::Limit,
-            }),
-        };
+        let set = StreamSet::builtin();
+        let decoder = crate::stream::Decoder::new(set.clone());
+        let r = decoder
+            .decode(br#"{"scenario":"trades","event_id":"x","event_time":"2026-11-18T11:06:40.123Z","symbol":"AAPL","side":"BUY","price":190.5,"quantity":10,"trade_type":"LIMIT"}"#, None)
+            .unwrap();
+        let def = &set.streams()[r.stream];
         let l = Lineage {
             shard_id: "s",
             sequence_number: "1",
             arrival_ms: 1_795_000_000_200,
         };
-        let batch = raw_batch(Scenario::Trades, &[(&e, l)]).unwrap();
-        let bytes = encode_parquet(&batch).unwrap();
+        let batch = raw_batch(def, r.stream, &[(&r, l)]).unwrap();
+        let bytes = encode_raw(def, &batch).unwrap();
         assert_eq!(
-            encode_parquet(&batch).unwrap(),
+            encode_raw(def, &batch).unwrap(),
             bytes,
             "deterministic bytes"
         );
         let back = decode_parquet(bytes).unwrap();
-        assert_eq!(back, vec![batch]);
+        assert_eq!(back, vec![batch.clone()]);
+        let side = back[0]
+            .column_by_name("side")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string();
+        assert_eq!(side, "BUY", "enumerations are written as their text");
     }
 }

@@ -6,11 +6,12 @@
 //! *not* stored in the files: Athena and Glue reject a table whose partition key repeats a data
 //! column.
 
-use std::sync::{Arc, OnceLock};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::event::Scenario;
+use crate::stream::{FieldType, StreamDef, StreamSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -20,6 +21,7 @@ pub enum ColumnType {
     /// UTC instant, millisecond precision (Parquet `isAdjustedToUTC=true`).
     TimestampMs,
     Binary,
+    Bool,
 }
 
 impl ColumnType {
@@ -32,6 +34,7 @@ impl ColumnType {
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
             }
             ColumnType::Binary => DataType::Binary,
+            ColumnType::Bool => DataType::Boolean,
         }
     }
 
@@ -43,6 +46,7 @@ impl ColumnType {
             ColumnType::Float64 => "double",
             ColumnType::TimestampMs => "timestamp",
             ColumnType::Binary => "binary",
+            ColumnType::Bool => "boolean",
         }
     }
 
@@ -50,6 +54,7 @@ impl ColumnType {
     pub fn kusto(self) -> &'static str {
         match self {
             ColumnType::String | ColumnType::Binary => "string",
+            ColumnType::Bool => "bool",
             ColumnType::Int64 => "long",
             ColumnType::Float64 => "real",
             ColumnType::TimestampMs => "datetime",
@@ -57,143 +62,75 @@ impl ColumnType {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Column {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub ty: ColumnType,
     pub nullable: bool,
-    pub doc: &'static str,
+    pub doc: Cow<'static, str>,
 }
 
 const fn col(name: &'static str, ty: ColumnType, doc: &'static str) -> Column {
     Column {
-        name,
+        name: Cow::Borrowed(name),
         ty,
         nullable: false,
-        doc,
+        doc: Cow::Borrowed(doc),
     }
 }
 
 const fn opt(name: &'static str, ty: ColumnType, doc: &'static str) -> Column {
     Column {
-        name,
+        name: Cow::Borrowed(name),
         ty,
         nullable: true,
-        doc,
+        doc: Cow::Borrowed(doc),
     }
 }
 
-#[derive(Debug)]
+/// One lake table: the shared ones are statics; a stream's raw table is built from its
+/// definition ([`raw_table`]).
+#[derive(Debug, Clone)]
 pub struct Table {
     /// Name in SQL (`sluice query`, Athena) and Glue.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Object-key prefix under the lake root, up to the first partition directory.
-    pub prefix: &'static str,
+    pub prefix: Cow<'static, str>,
     /// Partition columns in path order (all strings).
     pub partitions: &'static [&'static str],
-    pub columns: &'static [Column],
-    pub doc: &'static str,
+    pub columns: Cow<'static, [Column]>,
+    pub doc: Cow<'static, str>,
 }
 
-const LINEAGE: [Column; 3] = [
-    col(
-        "shard_id",
-        ColumnType::String,
-        "Stream shard (Kinesis) or partition the record was read from",
-    ),
-    col(
-        "sequence_number",
-        ColumnType::String,
-        "Sequence number of the record in its shard",
-    ),
-    col(
-        "arrival_time",
-        ColumnType::TimestampMs,
-        "When the stream accepted the record (UTC)",
-    ),
-];
-
-macro_rules! raw_table {
-    ($name:literal, $doc:literal, [$($c:expr),* $(,)?]) => {
-        Table {
-            name: $name,
-            prefix: concat!("raw/scenario=", $name),
-            partitions: &["dt", "hour"],
-            columns: &[
-                col("event_id", ColumnType::String, "Producer's unique event id (dedup key)"),
-                col("event_time", ColumnType::TimestampMs, "When the event happened (UTC)"),
-                $($c,)*
-                LINEAGE[0], LINEAGE[1], LINEAGE[2],
-            ],
-            doc: $doc,
-        }
-    };
-}
-
-pub static TRADES: Table = raw_table!(
-    "trades",
-    "Every decoded trade event, partitioned by event time.",
-    [
-        col("symbol", ColumnType::String, "Ticker; the partition key"),
-        col("side", ColumnType::String, "BUY or SELL"),
-        col("price", ColumnType::Float64, "Trade price"),
-        col("quantity", ColumnType::Int64, "Shares traded"),
-        col("trade_type", ColumnType::String, "MARKET, LIMIT or STOP"),
-    ]
+const SHARD_ID: Column = col(
+    "shard_id",
+    ColumnType::String,
+    "Stream shard (Kinesis) or partition the record was read from",
+);
+const SEQUENCE_NUMBER: Column = col(
+    "sequence_number",
+    ColumnType::String,
+    "Sequence number of the record in its shard",
+);
+const ARRIVAL_TIME: Column = col(
+    "arrival_time",
+    ColumnType::TimestampMs,
+    "When the stream accepted the record (UTC)",
 );
 
-pub static TELEMETRY: Table = raw_table!(
-    "telemetry",
-    "Every decoded telemetry sample, partitioned by event time.",
-    [
-        col("host", ColumnType::String, "Host name; the partition key"),
-        col("cpu_pct", ColumnType::Float64, "CPU utilisation, percent"),
-        col(
-            "mem_pct",
-            ColumnType::Float64,
-            "Memory utilisation, percent"
-        ),
-        col(
-            "error_count",
-            ColumnType::Int64,
-            "Errors since the previous sample"
-        ),
-        col(
-            "latency_ms",
-            ColumnType::Float64,
-            "Request latency, milliseconds"
-        ),
-    ]
-);
-
-pub static CLICKSTREAM: Table = raw_table!(
-    "clickstream",
-    "Every decoded clickstream event, partitioned by event time.",
-    [
-        col("user_id", ColumnType::String, "Shopper; the partition key"),
-        col("product_id", ColumnType::String, "Product (SKU)"),
-        col(
-            "action",
-            ColumnType::String,
-            "view, click, cart or purchase"
-        ),
-        opt(
-            "amount",
-            ColumnType::Float64,
-            "Price for cart and purchase actions"
-        ),
-    ]
-);
+/// Where a record came from on the stream: the last columns of every raw, late and
+/// quarantine row.
+pub const LINEAGE: [Column; 3] = [SHARD_ID, SEQUENCE_NUMBER, ARRIVAL_TIME];
 
 pub static WINDOWS: Table = Table {
-    name: "windows",
-    prefix: "windows",
+    name: Cow::Borrowed("windows"),
+    prefix: Cow::Borrowed("windows"),
     partitions: &["scenario", "dt", "hour"],
-    columns: &[
+    columns: Cow::Borrowed(&[
         col(
             "key",
             ColumnType::String,
-            "Partition key (symbol, host, user), or *@<shard> for one shard's part of the scenario rollup",
+            "The key field's value (symbol, host, user), or the rollup's name where scope = 'rollup'",
         ),
         col(
             "window_name",
@@ -220,26 +157,26 @@ pub static WINDOWS: Table = Table {
             ColumnType::String,
             "Which event field was aggregated",
         ),
-        col(
+        opt(
             "count",
             ColumnType::Int64,
             "Events in the window with this metric",
         ),
-        col("sum", ColumnType::Float64, "Sum of values"),
-        col("min", ColumnType::Float64, "Smallest value"),
-        col("max", ColumnType::Float64, "Largest value"),
-        col("avg", ColumnType::Float64, "Mean value"),
+        opt("sum", ColumnType::Float64, "Sum of values"),
+        opt("min", ColumnType::Float64, "Smallest value"),
+        opt("max", ColumnType::Float64, "Largest value"),
+        opt("avg", ColumnType::Float64, "Mean value"),
         opt(
             "stddev",
             ColumnType::Float64,
             "Sample standard deviation (null below two values)",
         ),
-        col(
+        opt(
             "first",
             ColumnType::Float64,
             "Value of the earliest event (open)",
         ),
-        col(
+        opt(
             "last",
             ColumnType::Float64,
             "Value of the latest event (close)",
@@ -249,19 +186,31 @@ pub static WINDOWS: Table = Table {
             ColumnType::Float64,
             "Quantity-weighted average (VWAP) for prices; null otherwise",
         ),
-    ],
-    doc: "Closed event-time windows, one row per key, window and metric; partitioned by window end.",
+        col(
+            "scope",
+            ColumnType::String,
+            "key: one key's row; rollup: a stream-wide series named by key",
+        ),
+        col(
+            "shard_id",
+            ColumnType::String,
+            "Shard (or partition) whose events the row aggregates: a rollup row is that shard's part of the stream total",
+        ),
+    ]),
+    doc: Cow::Borrowed(
+        "Closed event-time windows, one row per key, window and metric; partitioned by window end.",
+    ),
 };
 
 pub static ANOMALIES: Table = Table {
-    name: "anomalies",
-    prefix: "anomalies",
+    name: Cow::Borrowed("anomalies"),
+    prefix: Cow::Borrowed("anomalies"),
     partitions: &["scenario", "dt", "hour"],
-    columns: &[
+    columns: Cow::Borrowed(&[
         col(
             "key",
             ColumnType::String,
-            "Partition key of the series, or *@<shard> for a shard's rollup",
+            "The key of the series, or the rollup's name where scope = 'rollup'",
         ),
         col("metric", ColumnType::String, "Detected metric"),
         col(
@@ -305,19 +254,25 @@ pub static ANOMALIES: Table = Table {
             ColumnType::Float64,
             "Scale of normal variation the score is measured in",
         ),
-    ],
-    doc: "Points the detectors flagged; partitioned by window end.",
+        col("scope", ColumnType::String, "key or rollup, as in windows"),
+        col(
+            "shard_id",
+            ColumnType::String,
+            "Shard (or partition) whose windows formed the series",
+        ),
+    ]),
+    doc: Cow::Borrowed("Points the detectors flagged; partitioned by window end."),
 };
 
 pub static LATE: Table = Table {
-    name: "late",
-    prefix: "late",
+    name: Cow::Borrowed("late"),
+    prefix: Cow::Borrowed("late"),
     partitions: &["scenario", "dt", "hour"],
-    columns: &[
-        col(
+    columns: Cow::Borrowed(&[
+        opt(
             "event_id",
             ColumnType::String,
-            "Producer's event id (the full event is in the raw table)",
+            "The event's dedup field value (null for streams without one); the full event is in the raw table",
         ),
         col("key", ColumnType::String, "Partition key"),
         col(
@@ -330,21 +285,23 @@ pub static LATE: Table = Table {
             ColumnType::TimestampMs,
             "Watermark when it arrived: windows before it were closed",
         ),
-        LINEAGE[0],
-        LINEAGE[1],
-        LINEAGE[2],
-    ],
-    doc: "Events that arrived after their windows closed: kept in raw, in no window.",
+        SHARD_ID,
+        SEQUENCE_NUMBER,
+        ARRIVAL_TIME,
+    ]),
+    doc: Cow::Borrowed(
+        "Events that arrived after their windows closed: kept in raw, in no window.",
+    ),
 };
 
 pub static QUARANTINE: Table = Table {
-    name: "quarantine",
-    prefix: "quarantine",
+    name: Cow::Borrowed("quarantine"),
+    prefix: Cow::Borrowed("quarantine"),
     partitions: &["scenario", "dt", "hour"],
-    columns: &[
-        LINEAGE[0],
-        LINEAGE[1],
-        LINEAGE[2],
+    columns: Cow::Borrowed(&[
+        SHARD_ID,
+        SEQUENCE_NUMBER,
+        ARRIVAL_TIME,
         col(
             "partition_key",
             ColumnType::String,
@@ -365,52 +322,76 @@ pub static QUARANTINE: Table = Table {
             ColumnType::Binary,
             "The record's bytes, exactly as received",
         ),
-    ],
-    doc: "Records that could not be decoded, with their bytes and the reason; partitioned by arrival.",
+    ]),
+    doc: Cow::Borrowed(
+        "Records that could not be decoded, with their bytes and the reason; partitioned by arrival.",
+    ),
 };
 
-pub fn raw_table(scenario: Scenario) -> &'static Table {
-    match scenario {
-        Scenario::Trades => &TRADES,
-        Scenario::Telemetry => &TELEMETRY,
-        Scenario::Clickstream => &CLICKSTREAM,
+/// The raw table of one stream: its fields in definition order, then the lineage columns.
+/// Raw files sit under `raw/scenario=<stream>/dt=…/hour=…/`.
+pub fn raw_table(def: &StreamDef) -> Table {
+    let mut columns: Vec<Column> = def
+        .fields
+        .iter()
+        .map(|f| Column {
+            name: Cow::Owned(f.column.clone()),
+            ty: match f.ty {
+                FieldType::String => ColumnType::String,
+                FieldType::Double => ColumnType::Float64,
+                FieldType::Long => ColumnType::Int64,
+                FieldType::Bool => ColumnType::Bool,
+                FieldType::Timestamp => ColumnType::TimestampMs,
+            },
+            nullable: f.nullable,
+            doc: Cow::Owned(if f.doc.is_empty() {
+                format!("Field `{}` ({})", f.name, f.ty.as_str())
+            } else {
+                f.doc.clone()
+            }),
+        })
+        .collect();
+    columns.extend(LINEAGE.iter().cloned());
+    Table {
+        name: Cow::Owned(def.name.clone()),
+        prefix: Cow::Owned(format!("raw/scenario={}", def.name)),
+        partitions: &["dt", "hour"],
+        columns: Cow::Owned(columns),
+        doc: Cow::Owned(if def.doc.is_empty() {
+            format!(
+                "Every decoded {} event, partitioned by event time.",
+                def.name
+            )
+        } else {
+            def.doc.clone()
+        }),
     }
 }
 
-pub fn all_tables() -> [&'static Table; 7] {
-    [
-        &TRADES,
-        &TELEMETRY,
-        &CLICKSTREAM,
-        &WINDOWS,
-        &ANOMALIES,
-        &LATE,
-        &QUARANTINE,
-    ]
+/// The tables shared by every stream, partitioned by stream.
+pub fn shared_tables() -> [&'static Table; 4] {
+    [&WINDOWS, &ANOMALIES, &LATE, &QUARANTINE]
+}
+
+/// Every table of a lake holding `streams`: one raw table per stream, then the shared ones.
+pub fn all_tables(streams: &StreamSet) -> Vec<Table> {
+    streams
+        .streams()
+        .iter()
+        .map(raw_table)
+        .chain(shared_tables().into_iter().cloned())
+        .collect()
 }
 
 impl Table {
-    /// The Arrow schema of the files (partition columns excluded), built once.
-    pub fn schema(&'static self) -> SchemaRef {
-        static CACHE: OnceLock<Vec<(&'static str, SchemaRef)>> = OnceLock::new();
-        let cache = CACHE.get_or_init(|| {
-            all_tables()
-                .iter()
-                .map(|t| {
-                    let fields: Vec<Field> = t
-                        .columns
-                        .iter()
-                        .map(|c| Field::new(c.name, c.ty.arrow(), c.nullable))
-                        .collect();
-                    (t.name, Arc::new(Schema::new(fields)))
-                })
-                .collect()
-        });
-        cache
+    /// The Arrow schema of the files (partition columns excluded).
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
             .iter()
-            .find(|(n, _)| *n == self.name)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| Arc::new(Schema::empty()))
+            .map(|c| Field::new(c.name.as_ref(), c.ty.arrow(), c.nullable))
+            .collect();
+        Arc::new(Schema::new(fields))
     }
 
     /// Where the data files of a table start in the lake, scenario included for raw tables.
@@ -421,9 +402,9 @@ impl Table {
 
 /// A Markdown table of every lake table and column (the README's schema section is checked
 /// against it).
-pub fn markdown() -> String {
+pub fn markdown(streams: &StreamSet) -> String {
     let mut out = String::new();
-    for t in all_tables() {
+    for t in all_tables(streams) {
         out.push_str(&format!(
             "### `{}`\n{} Path: `{}/{}=…/`.\n\n| column | type | description |\n|---|---|---|\n",
             t.name,
@@ -436,7 +417,7 @@ pub fn markdown() -> String {
                 "| {p} | string (partition) | from the object path |\n"
             ));
         }
-        for c in t.columns {
+        for c in t.columns.iter() {
             let null = if c.nullable { ", nullable" } else { "" };
             out.push_str(&format!(
                 "| {} | {}{null} | {} |\n",
@@ -456,8 +437,8 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_partitions_are_not_columns() {
-        for t in all_tables() {
-            let mut names: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+        for t in all_tables(&StreamSet::builtin()) {
+            let mut names: Vec<&str> = t.columns.iter().map(|c| c.name.as_ref()).collect();
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), t.columns.len(), "{}", t.name);
@@ -470,7 +451,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc() {
-        let s = TRADES.schema();
+        let s = raw_table(StreamSet::builtin().get("trades").unwrap()).schema();
         assert_eq!(
             s.field_with_name("event_time").unwrap().data_type(),
             &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))

@@ -13,12 +13,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Output};
-use crate::event::{Event, Scenario, decode};
 use crate::lake::{
     self, BatchId, LakeError, LateRow, Lineage, QuarantineRow, group_by_partition, object_key,
 };
 use crate::schema;
-use crate::window::{Placement, ROLLUP_KEY, rollup_label};
+use crate::stream::Record;
+use crate::window::Placement;
 
 /// Everything one shard carries between invocations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,32 +87,6 @@ pub fn compare_sequence(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-/// A stable fingerprint of the configuration, so state built with other windows is not
-/// misread.
-pub fn config_fingerprint(config: &AggregateConfig) -> String {
-    use md5::{Digest, Md5};
-    let json = serde_json::to_vec(config).unwrap_or_default();
-    Md5::digest(json)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Scenario partition of a record that could not be decoded: read it if the JSON allows.
-fn quarantine_scenario(data: &[u8]) -> &'static str {
-    #[derive(Deserialize)]
-    struct Probe<'a> {
-        // Cow: a JSON escape in the value ("tr\u0061des") cannot be borrowed.
-        #[serde(borrow)]
-        scenario: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Probe>(data)
-        .ok()
-        .and_then(|p| p.scenario.as_deref().and_then(Scenario::parse))
-        .map_or("unknown", Scenario::as_str)
-}
-
 /// Decodes, windows and detects one shard's records, and encodes every output object.
 /// Pure: the same prior state and records always give the same objects, bytes and state.
 pub fn process_shard(
@@ -121,7 +95,7 @@ pub fn process_shard(
     shard_id: &str,
     records: &[InRecord<'_>],
 ) -> Result<Processed, LakeError> {
-    let fingerprint = config_fingerprint(config);
+    let fingerprint = config.fingerprint();
     let mut warnings = Vec::new();
     let prior = match prior {
         Some(s) if s.config == fingerprint => s,
@@ -165,8 +139,8 @@ pub fn process_shard(
         last_sequence: last.sequence.to_string(),
     };
 
-    let mut aggregator = Aggregator::restore(config.clone(), prior.aggregator);
-    let mut events: Vec<(Event, Lineage<'_>)> = Vec::with_capacity(fresh.len());
+    let mut aggregator = Aggregator::restore(config, prior.aggregator);
+    let mut events: Vec<(Record, Lineage<'_>)> = Vec::with_capacity(fresh.len());
     let mut late: Vec<(usize, i64)> = Vec::new();
     let mut quarantine: Vec<QuarantineRow<'_>> = Vec::new();
     for r in &fresh {
@@ -175,32 +149,32 @@ pub fn process_shard(
             sequence_number: r.sequence,
             arrival_ms: r.arrival_ms,
         };
-        match decode(r.data, Some(r.arrival_ms)) {
-            Ok(event) => {
-                if let Placement::Late { watermark_ms } = aggregator.push(&event) {
+        match config.decoder().decode(r.data, Some(r.arrival_ms)) {
+            Ok(record) => {
+                if let Placement::Late { watermark_ms } = aggregator.push(&record) {
                     late.push((events.len(), watermark_ms));
                 }
-                events.push((event, lineage));
+                events.push((record, lineage));
             }
-            Err(e) => quarantine.push(QuarantineRow {
+            Err(rejected) => quarantine.push(QuarantineRow {
                 lineage,
                 partition_key: r.partition_key,
-                reason_code: e.code(),
-                reason: e.to_string(),
+                stream: rejected.stream,
+                reason_code: rejected.error.code(),
+                reason: rejected.error.to_string(),
                 raw: r.data,
             }),
         }
     }
     let mut out = Output::default();
     aggregator.advance(&mut out);
-    label_rollups(&mut out, shard_id);
     stats.events = events.len();
     stats.quarantined = quarantine.len();
     stats.late = late.len();
     stats.windows = out.windows.len();
     stats.anomalies = out.anomalies.len();
 
-    let objects = encode_objects(&batch, &events, &late, &quarantine, &out, &aggregator)?;
+    let objects = encode_objects(config, &batch, &events, &late, &quarantine, &out)?;
     Ok(Processed {
         objects,
         state: ShardState {
@@ -221,10 +195,9 @@ pub fn flush_shard(
     prior: ShardState,
     shard_id: &str,
 ) -> Result<Processed, LakeError> {
-    let mut aggregator = Aggregator::restore(config.clone(), prior.aggregator);
+    let mut aggregator = Aggregator::restore(config, prior.aggregator);
     let mut out = Output::default();
     aggregator.flush(&mut out);
-    label_rollups(&mut out, shard_id);
     let last = prior.last_sequence.clone().unwrap_or_else(|| "0".into());
     let batch = BatchId {
         shard_id: shard_id.to_string(),
@@ -236,7 +209,7 @@ pub fn flush_shard(
         anomalies: out.anomalies.len(),
         ..BatchStats::default()
     };
-    let objects = encode_objects(&batch, &[], &[], &[], &out, &aggregator)?;
+    let objects = encode_objects(config, &batch, &[], &[], &[], &out)?;
     Ok(Processed {
         objects,
         state: ShardState {
@@ -252,94 +225,91 @@ pub fn flush_shard(
 /// Encodes every output of one batch as (key, Parquet bytes), one object per table and
 /// partition.
 pub fn encode_objects(
+    config: &AggregateConfig,
     batch: &BatchId,
-    events: &[(Event, Lineage<'_>)],
+    events: &[(Record, Lineage<'_>)],
     late: &[(usize, i64)],
     quarantine: &[QuarantineRow<'_>],
     out: &Output,
-    aggregator: &Aggregator,
 ) -> Result<Vec<(String, Vec<u8>)>, LakeError> {
+    let streams = config.streams().streams();
+    let name = |stream: usize| streams[stream].name.clone();
     let mut objects = Vec::new();
-    // Raw events, per scenario and event hour.
-    for ((scenario, hour_start), idx) in group_by_partition(events, |(e, _)| {
-        (e.scenario().as_str().to_string(), e.event_time_ms)
-    }) {
-        let Some(scenario) = Scenario::parse(&scenario) else {
+    // Raw events, per stream and event hour.
+    let raw_tables: Vec<schema::Table> = streams.iter().map(schema::raw_table).collect();
+    for ((stream_name, hour_start), idx) in
+        group_by_partition(events, |(r, _)| (name(r.stream), r.event_time_ms))
+    {
+        let Some(stream) = streams.iter().position(|s| s.name == stream_name) else {
             continue;
         };
-        let rows: Vec<(&Event, Lineage<'_>)> =
+        let def = &streams[stream];
+        let rows: Vec<(&Record, Lineage<'_>)> =
             idx.iter().map(|&i| (&events[i].0, events[i].1)).collect();
-        let bytes = lake::encode_parquet(&lake::raw_batch(scenario, &rows)?)?;
-        let table = schema::raw_table(scenario);
+        let bytes = lake::encode_raw(def, &lake::raw_batch(def, stream, &rows)?)?;
         objects.push((
-            object_key(table, scenario.as_str(), hour_start, batch),
+            object_key(&raw_tables[stream], &stream_name, hour_start, batch),
             bytes,
         ));
     }
-    // Windows and anomalies, per scenario and window-end hour.
-    for ((scenario, hour_start), idx) in group_by_partition(&out.windows, |w| {
-        (w.scenario.as_str().to_string(), w.end_ms)
-    }) {
+    // Windows and anomalies, per stream and window-end hour.
+    for ((stream_name, hour_start), idx) in
+        group_by_partition(&out.windows, |w| (name(w.stream), w.end_ms))
+    {
         let rows: Vec<_> = idx.iter().map(|&i| &out.windows[i]).collect();
-        let batch_rows =
-            lake::windows_batch(&rows, aggregator.window_names(), aggregator.window_kinds())?;
+        let batch_rows = lake::windows_batch(&rows, streams, &config.engine, &batch.shard_id)?;
         objects.push((
-            object_key(&schema::WINDOWS, &scenario, hour_start, batch),
+            object_key(&schema::WINDOWS, &stream_name, hour_start, batch),
             lake::encode_parquet(&batch_rows)?,
         ));
     }
-    let detection_window = aggregator.detection_window_name();
-    for ((scenario, hour_start), idx) in group_by_partition(&out.anomalies, |a| {
-        (a.scenario.as_str().to_string(), a.window_end_ms)
-    }) {
+    for ((stream_name, hour_start), idx) in
+        group_by_partition(&out.anomalies, |a| (name(a.stream), a.window_end_ms))
+    {
         let rows: Vec<_> = idx.iter().map(|&i| &out.anomalies[i]).collect();
         objects.push((
-            object_key(&schema::ANOMALIES, &scenario, hour_start, batch),
-            lake::encode_parquet(&lake::anomalies_batch(&rows, &detection_window)?)?,
+            object_key(&schema::ANOMALIES, &stream_name, hour_start, batch),
+            lake::encode_parquet(&lake::anomalies_batch(
+                &rows,
+                &config.engine,
+                &batch.shard_id,
+            )?)?,
         ));
     }
     let late_rows: Vec<LateRow<'_>> = late
         .iter()
         .map(|&(i, watermark_ms)| LateRow {
-            event: &events[i].0,
+            record: &events[i].0,
+            def: &streams[events[i].0.stream],
             watermark_ms,
             lineage: events[i].1,
         })
         .collect();
-    for ((scenario, hour_start), idx) in group_by_partition(&late_rows, |r| {
-        (
-            r.event.scenario().as_str().to_string(),
-            r.event.event_time_ms,
-        )
+    for ((stream_name, hour_start), idx) in group_by_partition(&late_rows, |r| {
+        (name(r.record.stream), r.record.event_time_ms)
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &late_rows[i]).collect();
         objects.push((
-            object_key(&schema::LATE, &scenario, hour_start, batch),
+            object_key(&schema::LATE, &stream_name, hour_start, batch),
             lake::encode_parquet(&lake::late_batch(&rows)?)?,
         ));
     }
-    for ((scenario, hour_start), idx) in group_by_partition(quarantine, |q| {
-        (quarantine_scenario(q.raw).to_string(), q.lineage.arrival_ms)
+    // Quarantine, per stream the record routed to (`unknown` when that much was unreadable)
+    // and arrival hour.
+    for ((stream_name, hour_start), idx) in group_by_partition(quarantine, |q| {
+        (
+            q.stream.map_or_else(|| "unknown".to_string(), name),
+            q.lineage.arrival_ms,
+        )
     }) {
         let rows: Vec<_> = idx.iter().map(|&i| &quarantine[i]).collect();
         objects.push((
-            object_key(&schema::QUARANTINE, &scenario, hour_start, batch),
+            object_key(&schema::QUARANTINE, &stream_name, hour_start, batch),
             lake::encode_parquet(&lake::quarantine_batch(&rows)?)?,
         ));
     }
 
     Ok(objects)
-}
-
-/// Rollup rows are this shard's part of a scenario total: say so in their key.
-fn label_rollups(out: &mut Output, shard_id: &str) {
-    let label = rollup_label(shard_id);
-    for w in out.windows.iter_mut().filter(|w| w.key == ROLLUP_KEY) {
-        w.key.clone_from(&label);
-    }
-    for a in out.anomalies.iter_mut().filter(|a| a.key == ROLLUP_KEY) {
-        a.key.clone_from(&label);
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Streaming anomaly detectors, one instance per (scenario, key, metric) series.
+//! Streaming anomaly detectors, one instance per (stream, key, metric) series.
 //!
 //! # Layout
 //! - [`calibrated`]: the default: spikes, dips, level shifts, bursts and breaks of the daily
@@ -24,8 +24,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Scenario;
-use crate::window::{ClosedWindow, ROLLUP_KEY, WindowSpec};
+use crate::stream::Aggregate;
+use crate::window::{ClosedWindow, Scope};
 
 pub use calibrated::Calibrated;
 pub use change_point::ChangePoint;
@@ -257,27 +257,21 @@ pub fn score_series(
     }
 }
 
-/// Which aggregate of a window becomes the detector's point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reduce {
-    Last,
-    Avg,
-    Sum,
-    Max,
-    Count,
-}
-
-impl Reduce {
-    fn apply(self, w: &ClosedWindow) -> f64 {
-        let a = &w.aggregates;
-        match self {
-            Reduce::Last => a.last,
-            Reduce::Avg => a.avg,
-            Reduce::Sum => a.sum,
-            Reduce::Max => a.max,
-            Reduce::Count => a.count as f64,
-        }
+/// Which aggregate of a window becomes the detector's point; `None` when the window lacks it
+/// (a standard deviation of one value).
+fn reduce(on: Aggregate, w: &ClosedWindow) -> Option<f64> {
+    let a = &w.aggregates;
+    match on {
+        Aggregate::Count => Some(a.count as f64),
+        Aggregate::Sum => Some(a.sum),
+        Aggregate::Min => Some(a.min),
+        Aggregate::Max => Some(a.max),
+        Aggregate::Avg => Some(a.avg),
+        Aggregate::Stddev => a.stddev,
+        Aggregate::First => Some(a.first),
+        Aggregate::Last => Some(a.last),
+        // Sketch-based aggregates are not detector inputs yet.
+        _ => None,
     }
 }
 
@@ -293,73 +287,74 @@ pub enum Transform {
     Return,
 }
 
-/// Which keys of a scenario get detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Keys {
-    All,
-    /// Only the scenario-wide `*` key (for sparse keys such as individual shoppers).
-    RollupOnly,
-}
-
-/// One detected series: a metric of a scenario reduced to one number per detection window.
+/// One detected series kind: a metric of a stream reduced to one number per window of one
+/// window definition, for its keys, its rollups or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesDef {
-    pub scenario: Scenario,
-    pub metric: String,
-    pub reduce: Reduce,
+    /// Index of the stream (as in [`crate::window::EngineConfig::streams`]).
+    pub stream: usize,
+    /// Index of the metric in the stream's metrics.
+    pub metric: usize,
+    /// Index of the window in the stream's windows.
+    pub window_index: usize,
+    #[serde(with = "aggregate_name")]
+    pub reduce: Aggregate,
     #[serde(default)]
     pub transform: Transform,
     pub keys: Keys,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DetectConfig {
-    /// The window whose closed rows feed the detectors (must be one of the engine's windows).
-    pub window: WindowSpec,
-    pub series: Vec<SeriesDef>,
-    pub detectors: Vec<DetectorKind>,
+mod aggregate_name {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    use crate::stream::Aggregate;
+
+    pub fn serialize<S: Serializer>(a: &Aggregate, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Aggregate, D::Error> {
+        let text = String::deserialize(d)?;
+        Aggregate::parse(&text)
+            .ok_or_else(|| de::Error::custom(format!("unknown aggregate {text:?}")))
+    }
 }
 
-impl DetectConfig {
-    pub fn default_series() -> Self {
-        use Scenario::*;
-        let s = |scenario, metric: &str, reduce, keys| SeriesDef {
-            scenario,
-            metric: metric.to_string(),
-            reduce,
-            transform: Transform::Level,
-            keys,
-        };
-        DetectConfig {
-            window: WindowSpec::Tumbling { size_ms: 10_000 },
-            series: vec![
-                SeriesDef {
-                    transform: Transform::Return,
-                    ..s(Trades, "price", Reduce::Last, Keys::All)
-                },
-                s(Trades, "quantity", Reduce::Sum, Keys::All),
-                s(Telemetry, "cpu_pct", Reduce::Avg, Keys::All),
-                s(Telemetry, "error_count", Reduce::Sum, Keys::All),
-                s(Telemetry, "latency_ms", Reduce::Avg, Keys::All),
-                s(
-                    Clickstream,
-                    "purchase_amount",
-                    Reduce::Sum,
-                    Keys::RollupOnly,
-                ),
-            ],
-            detectors: vec![DetectorKind::DEFAULT],
-        }
+/// Which series of a metric get detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keys {
+    /// Every key (not rollups).
+    Keys,
+    /// Only the stream's rollups (for sparse keys such as individual shoppers).
+    Rollups,
+    All,
+}
+
+impl Keys {
+    fn admits(self, scope: Scope) -> bool {
+        matches!(
+            (self, scope),
+            (Keys::All, _) | (Keys::Keys, Scope::Key) | (Keys::Rollups, Scope::Rollup)
+        )
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectConfig {
+    pub series: Vec<SeriesDef>,
+    pub detectors: Vec<DetectorKind>,
 }
 
 /// A flagged point of a series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Anomaly {
-    pub scenario: Scenario,
+    pub stream: usize,
     pub key: String,
-    pub metric: String,
+    pub scope: Scope,
+    pub metric: usize,
+    /// Index of the window (in the stream's windows) whose rows form the series.
+    pub window_index: usize,
     pub window_start_ms: i64,
     pub window_end_ms: i64,
     pub detector: DetectorKind,
@@ -368,8 +363,10 @@ pub struct Anomaly {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SeriesEntry {
-    scenario: Scenario,
+    stream: String,
     key: String,
+    #[serde(default = "key_scope")]
+    scope: Scope,
     metric: String,
     points: u64,
     /// The previous reduced value (for [`Transform::Return`]).
@@ -378,70 +375,81 @@ struct SeriesEntry {
     detectors: Vec<Detector>,
 }
 
+fn key_scope() -> Scope {
+    Scope::Key
+}
+
 /// Serializable detector state: every series' detectors, sorted for stable bytes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectorState {
     series: Vec<SeriesEntry>,
 }
 
-/// Detectors for every (scenario, key, metric) series the config names.
+/// Detectors for every (stream, scope, key, metric) series the config names.
 pub struct DetectorBank {
     config: DetectConfig,
-    window_index: Option<usize>,
-    series: HashMap<(Scenario, String, String), SeriesEntry>,
+    /// Stream names and their metric names, for the state's keys.
+    names: Vec<(String, Vec<String>)>,
+    series: HashMap<(usize, Scope, String, usize), SeriesEntry>,
 }
 
 impl DetectorBank {
-    /// `windows` is the engine's list of window specs, to find the detection window's index.
-    pub fn restore(config: DetectConfig, windows: &[WindowSpec], state: DetectorState) -> Self {
-        let window_index = windows.iter().position(|w| *w == config.window);
+    /// `names` gives each stream's name and metric names (the engine's config), so state is
+    /// kept by name and survives a reordering.
+    pub fn restore(
+        config: DetectConfig,
+        names: Vec<(String, Vec<String>)>,
+        state: DetectorState,
+    ) -> Self {
         let series = state
             .series
             .into_iter()
-            .map(|e| ((e.scenario, e.key.clone(), e.metric.clone()), e))
+            .filter_map(|e| {
+                let s = names.iter().position(|(n, _)| *n == e.stream)?;
+                let m = names[s].1.iter().position(|n| *n == e.metric)?;
+                Some(((s, e.scope, e.key.clone(), m), e))
+            })
             .collect();
         Self {
             config,
-            window_index,
+            names,
             series,
         }
     }
 
-    /// The window whose rows feed the detectors.
-    pub fn window(&self) -> WindowSpec {
-        self.config.window
-    }
-
     pub fn snapshot(&self) -> DetectorState {
         let mut series: Vec<SeriesEntry> = self.series.values().cloned().collect();
-        series
-            .sort_by(|a, b| (a.scenario, &a.key, &a.metric).cmp(&(b.scenario, &b.key, &b.metric)));
+        series.sort_by(|a, b| {
+            (&a.stream, a.scope, &a.key, &a.metric).cmp(&(&b.stream, b.scope, &b.key, &b.metric))
+        });
         DetectorState { series }
     }
 
-    /// Feeds the detection window's rows (in the end-time order the engine closes them) and
-    /// appends what was flagged.
+    /// Feeds closed windows (in the end-time order the engine closes them) to the series that
+    /// watch them and appends what was flagged.
     pub fn observe(&mut self, closed: &[ClosedWindow], out: &mut Vec<Anomaly>) {
-        let Some(index) = self.window_index else {
-            return;
-        };
-        for w in closed.iter().filter(|w| w.window_index == index) {
+        for w in closed {
             let Some(def) = self.config.series.iter().find(|s| {
-                s.scenario == w.scenario
+                s.stream == w.stream
                     && s.metric == w.metric
-                    && (s.keys == Keys::All || w.key == ROLLUP_KEY)
+                    && s.window_index == w.window_index
+                    && s.keys.admits(w.scope)
             }) else {
                 continue;
             };
-            let reduced = def.reduce.apply(w);
+            let Some(reduced) = reduce(def.reduce, w) else {
+                continue;
+            };
             let detectors = &self.config.detectors;
+            let names = &self.names;
             let entry = self
                 .series
-                .entry((w.scenario, w.key.clone(), w.metric.to_string()))
+                .entry((w.stream, w.scope, w.key.clone(), w.metric))
                 .or_insert_with(|| SeriesEntry {
-                    scenario: w.scenario,
+                    stream: names[w.stream].0.clone(),
                     key: w.key.clone(),
-                    metric: w.metric.to_string(),
+                    scope: w.scope,
+                    metric: names[w.stream].1[w.metric].clone(),
                     points: 0,
                     previous: None,
                     detectors: detectors.iter().map(|k| k.build()).collect(),
@@ -462,9 +470,11 @@ impl DetectorBank {
                 let verdict = d.update(w.start_ms, value);
                 if verdict.flagged() {
                     out.push(Anomaly {
-                        scenario: w.scenario,
+                        stream: w.stream,
                         key: w.key.clone(),
-                        metric: w.metric.to_string(),
+                        scope: w.scope,
+                        metric: w.metric,
+                        window_index: w.window_index,
                         window_start_ms: w.start_ms,
                         window_end_ms: w.end_ms,
                         detector: d.kind(),

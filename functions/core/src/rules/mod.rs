@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Conditions are [evalexpr] expressions over the row's columns (see [`crate::schema`]), plus
-//! `scenario`, `is_rollup` (a `*@<shard>` rollup row) and, for windows, `change` =
+//! `scenario`, `is_rollup` (a row with `scope = 'rollup'`) and, for windows, `change` =
 //! (last − first) / first. Every mistake — TOML syntax,
 //! an unknown field, an expression that does not parse or does not yield true/false — is an
 //! error at load time naming the rule and its line, never a silent non-match at run time.
@@ -151,7 +151,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Variables a rule on `source` may use.
 pub fn variables(source: Source) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = source.table().columns.iter().map(|c| c.name).collect();
+    let mut names: Vec<&'static str> = source
+        .table()
+        .columns
+        .iter()
+        .map(|c| c.name.as_ref())
+        .collect();
     names.extend(["scenario", "threshold", "is_rollup"]);
     if source == Source::Windows {
         names.push("change");
@@ -267,13 +272,14 @@ impl RowContext {
             names: Vec::new(),
             values: Vec::new(),
         };
-        for c in table.columns {
+        for c in table.columns.iter() {
             let v = match c.ty {
                 ColumnType::String | ColumnType::Binary => Value::String("x".into()),
                 ColumnType::Int64 | ColumnType::TimestampMs => Value::Int(1),
                 ColumnType::Float64 => Value::Float(1.0),
+                ColumnType::Bool => Value::Boolean(true),
             };
-            ctx.push(c.name, v);
+            ctx.push(c.name.as_ref(), v);
         }
         ctx.push("scenario", Value::String("trades".into()));
         ctx.finish(source, threshold);
@@ -294,7 +300,7 @@ impl RowContext {
 
     fn finish(&mut self, source: Source, threshold: Option<f64>) {
         self.push("threshold", Value::Float(threshold.unwrap_or(f64::NAN)));
-        let rollup = crate::window::is_rollup(&self.text("key"));
+        let rollup = self.text("scope") == crate::window::Scope::Rollup.as_str();
         self.push("is_rollup", Value::Boolean(rollup));
         if source == Source::Windows {
             let first = self.float("first").unwrap_or(0.0);
@@ -389,8 +395,8 @@ pub fn rows(
                     .table()
                     .columns
                     .iter()
-                    .find(|c| c.name == field.name())
-                    .map(|c| c.name)
+                    .find(|c| c.name == field.name().as_str())
+                    .map(|c| c.name.as_ref())
                 else {
                     continue;
                 };
@@ -398,6 +404,7 @@ pub fn rows(
                     DataType::Utf8 => {
                         Value::String(column.as_string::<i32>().value(row).to_string())
                     }
+                    DataType::Int64 if column.is_null(row) => Value::Float(f64::NAN),
                     DataType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
                     DataType::Float64 if column.is_null(row) => Value::Float(f64::NAN),
                     DataType::Float64 => {
@@ -593,7 +600,7 @@ impl RuleSet {
                 let alert_id = stable_id(&[
                     &rule.name, scenario, &key, &metric, &window, &end_text, &detector,
                 ]);
-                let table = source.table().name;
+                let table = &source.table().name;
                 let inspect_query = format!(
                     "SELECT * FROM {table} WHERE scenario = '{scenario}' AND key = '{}' AND metric = '{metric}' AND window_end = TIMESTAMP '{}'",
                     key.replace('\'', "''"),
@@ -693,15 +700,23 @@ severity = "warning"
 
     #[test]
     fn each_rule_sees_its_own_threshold_on_the_same_rows() {
-        use crate::event::Scenario;
-        use crate::window::{Aggregates, ClosedWindow};
+        use crate::aggregate::AggregateConfig;
+        use crate::window::{Aggregates, ClosedWindow, Scope};
+        let config = AggregateConfig::builtin();
+        let telemetry = config
+            .engine
+            .streams
+            .iter()
+            .position(|s| s.name == "telemetry")
+            .unwrap();
         let w = ClosedWindow {
-            scenario: Scenario::Telemetry,
+            stream: telemetry,
             key: "host-01".into(),
-            window_index: 0,
+            scope: Scope::Key,
+            window_index: 1,
             start_ms: 0,
             end_ms: 60_000,
-            metric: "cpu_pct",
+            metric: 0,
             aggregates: Aggregates {
                 count: 6,
                 sum: 450.0,
@@ -714,8 +729,13 @@ severity = "warning"
                 weighted_avg: None,
             },
         };
-        let batch =
-            crate::lake::windows_batch(&[&w], &["tumbling_1m".into()], &["tumbling"]).unwrap();
+        let batch = crate::lake::windows_batch(
+            &[&w],
+            config.streams().streams(),
+            &config.engine,
+            "shardId-000000000000",
+        )
+        .unwrap();
         let rules = RuleSet::parse(
             r#"
 [[rule]]

@@ -17,9 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::accumulator::Accumulator;
 use super::assign::{bin_start, joins_session};
-use super::metrics::{Samples, is_weighted, metric_names, samples};
-use super::{ClosedWindow, EngineConfig, ROLLUP_KEY, WindowSpec};
-use crate::event::{Event, Scenario};
+use super::metrics::{Sample, Samples};
+use super::{ClosedWindow, EngineConfig, Scope, WindowSpec};
 
 /// Where an event went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +96,7 @@ impl Open {
     }
 }
 
-fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &Samples) {
+fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &[Option<Sample>]) {
     for (acc, sample) in accs.iter_mut().zip(samples) {
         if let Some(s) = sample {
             acc.add(t, ordinal, s.value, s.weight);
@@ -105,37 +104,48 @@ fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &Samples
     }
 }
 
-/// Serializable engine state: open windows, the watermark's source and the arrival counter.
+/// Serializable engine state: per stream, the watermark's source and the open windows of
+/// every key and rollup; and the arrival counter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowState {
-    /// Largest event time seen, per scenario (index = `Scenario as usize`).
-    max_event_time_ms: [Option<i64>; 3],
     arrivals: u64,
-    /// Sorted by (scenario, key) so equal states serialize to equal bytes.
+    /// Sorted by name so equal states serialize to equal bytes.
+    streams: Vec<StreamState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StreamState {
+    name: String,
+    max_event_time_ms: Option<i64>,
+    /// Sorted by key.
     keys: Vec<KeyEntry>,
+    /// Aligned with the stream's rollups.
+    rollups: Vec<Vec<Open>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct KeyEntry {
-    scenario: Scenario,
     key: String,
     open: Vec<Open>,
 }
 
-pub struct WindowEngine {
-    config: EngineConfig,
-    /// Per scenario, the indices of the window definitions that apply to it.
-    defs_for: [Vec<usize>; 3],
-    /// Per scenario: each is its own producer, so one running ahead must not make another's
-    /// events late.
-    max_event_time_ms: [Option<i64>; 3],
-    arrivals: u64,
-    /// Per scenario: key → open windows, aligned with `defs_for`.
-    keys: [HashMap<String, Vec<Open>>; 3],
+/// One stream's live state.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Each stream is its own producer: one running ahead must not make another's events late.
+    max_event_time_ms: Option<i64>,
+    /// Key → open windows, aligned with the stream's windows.
+    keys: HashMap<String, Vec<Open>>,
+    /// Per rollup, aligned with the stream's windows (empty until its first event).
+    rollups: Vec<Vec<Open>>,
 }
 
-fn slot(scenario: Scenario) -> usize {
-    scenario as usize
+pub struct WindowEngine {
+    config: EngineConfig,
+    arrivals: u64,
+    slots: Vec<Slot>,
+    /// Reused per event for rollup samples.
+    scratch: Samples,
 }
 
 impl WindowEngine {
@@ -143,42 +153,65 @@ impl WindowEngine {
         Self::restore(config, WindowState::default())
     }
 
+    /// Restores `state` under `config`. Streams the config no longer has are dropped; a stream
+    /// whose state does not fit its config (another window or metric list) starts empty.
     pub fn restore(config: EngineConfig, state: WindowState) -> Self {
-        let mut defs_for: [Vec<usize>; 3] = Default::default();
-        for (i, def) in config.windows.iter().enumerate() {
-            for s in &def.scenarios {
-                defs_for[slot(*s)].push(i);
+        let mut slots: Vec<Slot> = config
+            .streams
+            .iter()
+            .map(|s| Slot {
+                rollups: vec![Vec::new(); s.rollups.len()],
+                ..Slot::default()
+            })
+            .collect();
+        for st in state.streams {
+            let Some(i) = config.streams.iter().position(|s| s.name == st.name) else {
+                continue;
+            };
+            let slot = &mut slots[i];
+            slot.max_event_time_ms = st.max_event_time_ms;
+            slot.keys = st.keys.into_iter().map(|e| (e.key, e.open)).collect();
+            if st.rollups.len() == slot.rollups.len() {
+                slot.rollups = st.rollups;
             }
-        }
-        let mut keys: [HashMap<String, Vec<Open>>; 3] = Default::default();
-        for entry in state.keys {
-            keys[slot(entry.scenario)].insert(entry.key, entry.open);
         }
         Self {
             config,
-            defs_for,
-            max_event_time_ms: state.max_event_time_ms,
             arrivals: state.arrivals,
-            keys,
+            slots,
+            scratch: Vec::new(),
         }
     }
 
     pub fn snapshot(&self) -> WindowState {
-        let mut keys: Vec<KeyEntry> = Scenario::ALL
+        let mut streams: Vec<StreamState> = self
+            .config
+            .streams
             .iter()
-            .flat_map(|s| {
-                self.keys[slot(*s)].iter().map(|(k, open)| KeyEntry {
-                    scenario: *s,
-                    key: k.clone(),
-                    open: open.clone(),
-                })
+            .zip(&self.slots)
+            .filter(|(_, slot)| slot.max_event_time_ms.is_some())
+            .map(|(cfg, slot)| {
+                let mut keys: Vec<KeyEntry> = slot
+                    .keys
+                    .iter()
+                    .map(|(k, open)| KeyEntry {
+                        key: k.clone(),
+                        open: open.clone(),
+                    })
+                    .collect();
+                keys.sort_by(|a, b| a.key.cmp(&b.key));
+                StreamState {
+                    name: cfg.name.clone(),
+                    max_event_time_ms: slot.max_event_time_ms,
+                    keys,
+                    rollups: slot.rollups.clone(),
+                }
             })
             .collect();
-        keys.sort_by(|a, b| (a.scenario, &a.key).cmp(&(b.scenario, &b.key)));
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
         WindowState {
-            max_event_time_ms: self.max_event_time_ms,
             arrivals: self.arrivals,
-            keys,
+            streams,
         }
     }
 
@@ -186,167 +219,196 @@ impl WindowEngine {
         &self.config
     }
 
-    /// Largest event time seen in `scenario` minus the allowed lateness; `None` before the
-    /// scenario's first event.
-    pub fn watermark_ms(&self, scenario: Scenario) -> Option<i64> {
-        self.max_event_time_ms[slot(scenario)].map(|m| m - self.config.allowed_lateness_ms)
+    /// Largest event time seen in `stream` minus its allowed lateness; `None` before the
+    /// stream's first event.
+    pub fn watermark_ms(&self, stream: usize) -> Option<i64> {
+        let lateness = self.config.streams.get(stream)?.allowed_lateness_ms;
+        self.slots[stream].max_event_time_ms.map(|m| m - lateness)
     }
 
     /// Number of keys with open windows (for state-size reporting).
     pub fn open_keys(&self) -> usize {
-        self.keys.iter().map(HashMap::len).sum()
+        self.slots.iter().map(|s| s.keys.len()).sum()
     }
 
-    /// Records one event. The late decision is made here and only here, per event, so it does
-    /// not depend on how the stream was cut into batches.
-    pub fn push(&mut self, event: &Event) -> Placement {
-        let t = event.event_time_ms;
-        let scenario = event.scenario();
-        if let Some(w) = self.watermark_ms(scenario)
-            && t < w
+    /// Records one event of `stream` for `key` at `t_ms` with one sample per metric of the
+    /// stream. The late decision is made here and only here, per event, so it does not depend
+    /// on how the stream was cut into batches.
+    pub fn push(
+        &mut self,
+        stream: usize,
+        key: &str,
+        t_ms: i64,
+        samples: &[Option<Sample>],
+    ) -> Placement {
+        if let Some(w) = self.watermark_ms(stream)
+            && t_ms < w
         {
             return Placement::Late { watermark_ms: w };
         }
-        let max = &mut self.max_event_time_ms[slot(scenario)];
-        *max = Some(max.map_or(t, |m| m.max(t)));
+        let slot = &mut self.slots[stream];
+        slot.max_event_time_ms = Some(slot.max_event_time_ms.map_or(t_ms, |m| m.max(t_ms)));
         let ordinal = self.arrivals;
         self.arrivals += 1;
-        let samples = samples(event);
-        self.add(scenario, &event.key, t, ordinal, &samples);
-        if self.config.rollup.contains(&scenario) {
-            self.add(scenario, ROLLUP_KEY, t, ordinal, &samples);
+        let cfg = &self.config.streams[stream];
+        if cfg.windows.is_empty() {
+            return Placement::Assigned;
+        }
+        let n_metrics = cfg.metrics.len();
+        if !slot.keys.contains_key(key) {
+            slot.keys
+                .insert(key.to_string(), cfg.windows.iter().map(Open::new).collect());
+        }
+        if let Some(opens) = slot.keys.get_mut(key) {
+            add(opens, &cfg.windows, t_ms, ordinal, samples, n_metrics);
+        }
+        for (r, rollup) in cfg.rollups.iter().enumerate() {
+            self.scratch.clear();
+            self.scratch.resize(n_metrics, None);
+            for &m in &rollup.metrics {
+                self.scratch[m] = samples[m];
+            }
+            let opens = &mut slot.rollups[r];
+            if opens.is_empty() {
+                *opens = cfg.windows.iter().map(Open::new).collect();
+            }
+            add(opens, &cfg.windows, t_ms, ordinal, &self.scratch, n_metrics);
         }
         Placement::Assigned
     }
 
-    fn add(&mut self, scenario: Scenario, key: &str, t: i64, ordinal: u64, samples: &Samples) {
-        let defs = &self.defs_for[slot(scenario)];
-        if defs.is_empty() {
-            return;
-        }
-        let n_metrics = metric_names(scenario).len();
-        let map = &mut self.keys[slot(scenario)];
-        if !map.contains_key(key) {
-            let open = defs
-                .iter()
-                .map(|&d| Open::new(&self.config.windows[d].spec))
-                .collect();
-            map.insert(key.to_string(), open);
-        }
-        let Some(opens) = map.get_mut(key) else {
-            return;
-        };
-        for (open, &d) in opens.iter_mut().zip(defs) {
-            match (open, &self.config.windows[d].spec) {
-                (
-                    Open::Panes { panes, .. },
-                    WindowSpec::Tumbling { size_ms: width }
-                    | WindowSpec::Hopping { hop_ms: width, .. },
-                ) => {
-                    let start = bin_start(t, *width);
-                    let at = match panes.iter().rposition(|p| p.start_ms <= start) {
-                        Some(i) if panes[i].start_ms == start => i,
-                        Some(i) => {
-                            panes.insert(
-                                i + 1,
-                                Pane {
-                                    start_ms: start,
-                                    accs: vec![Accumulator::default(); n_metrics],
-                                },
-                            );
-                            i + 1
-                        }
-                        None => {
-                            panes.push_front(Pane {
-                                start_ms: start,
-                                accs: vec![Accumulator::default(); n_metrics],
-                            });
-                            0
-                        }
-                    };
-                    add_samples(&mut panes[at].accs, t, ordinal, samples);
-                }
-                (Open::Sessions { sessions }, WindowSpec::Session { gap_ms, max_ms }) => {
-                    add_to_sessions(sessions, *gap_ms, *max_ms, t, ordinal, samples, n_metrics);
-                }
-                (Open::Sliding { buffer, .. }, WindowSpec::Sliding { .. }) => {
-                    let at = buffer
-                        .iter()
-                        .rposition(|b| (b.t_ms, b.ordinal) <= (t, ordinal))
-                        .map_or(0, |i| i + 1);
-                    buffer.insert(
-                        at,
-                        Buffered {
-                            t_ms: t,
-                            ordinal,
-                            samples: *samples,
-                        },
-                    );
-                }
-                // Open states are created from their spec, so the pairs always match.
-                _ => {}
-            }
-        }
-    }
-
     /// Closes every window whose end the watermark has reached, appending them in
-    /// (end, scenario, key, window) order.
+    /// (end, stream, scope, key, window) order.
     pub fn advance(&mut self, out: &mut Vec<ClosedWindow>) {
-        let watermarks = Scenario::ALL.map(|s| self.watermark_ms(s));
-        self.close_until(watermarks, out);
+        let watermarks: Vec<Option<i64>> = (0..self.slots.len())
+            .map(|s| self.watermark_ms(s))
+            .collect();
+        self.close_until(&watermarks, out);
     }
 
     /// End of data: a watermark beyond any event time closes everything that is open.
     pub fn flush(&mut self, out: &mut Vec<ClosedWindow>) {
-        self.close_until([Some(i64::MAX / 4); 3], out);
+        let watermarks = vec![Some(i64::MAX / 4); self.slots.len()];
+        self.close_until(&watermarks, out);
     }
 
-    fn close_until(&mut self, watermarks: [Option<i64>; 3], out: &mut Vec<ClosedWindow>) {
+    fn close_until(&mut self, watermarks: &[Option<i64>], out: &mut Vec<ClosedWindow>) {
         let first_new = out.len();
-        for scenario in Scenario::ALL {
-            let Some(watermark) = watermarks[slot(scenario)] else {
+        for (stream, (cfg, slot)) in self.config.streams.iter().zip(&mut self.slots).enumerate() {
+            let Some(watermark) = watermarks[stream] else {
                 continue;
             };
-            let defs = &self.defs_for[slot(scenario)];
-            let names = metric_names(scenario);
-            let map = &mut self.keys[slot(scenario)];
-            for (key, opens) in map.iter_mut() {
-                for (open, &d) in opens.iter_mut().zip(defs) {
+            let n_metrics = cfg.metrics.len();
+            let series = slot
+                .keys
+                .iter_mut()
+                .map(|(k, opens)| (k.as_str(), Scope::Key, opens))
+                .chain(
+                    cfg.rollups
+                        .iter()
+                        .zip(slot.rollups.iter_mut())
+                        .map(|(r, opens)| (r.name.as_str(), Scope::Rollup, opens)),
+                );
+            for (key, scope, opens) in series {
+                for (d, (open, spec)) in opens.iter_mut().zip(&cfg.windows).enumerate() {
                     let mut emit = |start_ms: i64, end_ms: i64, accs: &[Accumulator]| {
                         for (m, acc) in accs.iter().enumerate() {
                             if acc.count() > 0 {
                                 out.push(ClosedWindow {
-                                    scenario,
-                                    key: key.clone(),
+                                    stream,
+                                    key: key.to_string(),
+                                    scope,
                                     window_index: d,
                                     start_ms,
                                     end_ms,
-                                    metric: names[m],
-                                    aggregates: acc.finish(is_weighted(scenario, m)),
+                                    metric: m,
+                                    aggregates: acc.finish(cfg.metrics[m].weighted),
                                 });
                             }
                         }
                     };
-                    close_open(
-                        open,
-                        &self.config.windows[d].spec,
-                        watermark,
-                        names.len(),
-                        &mut emit,
-                    );
+                    close_open(open, spec, watermark, n_metrics, &mut emit);
                 }
             }
-            map.retain(|_, opens| !opens.iter().all(Open::is_empty));
+            slot.keys
+                .retain(|_, opens| !opens.iter().all(Open::is_empty));
+            for opens in &mut slot.rollups {
+                if opens.iter().all(Open::is_empty) {
+                    opens.clear();
+                }
+            }
         }
         // Stable: metrics of one window keep their declared order.
         out[first_new..].sort_by(|a, b| {
-            (a.end_ms, a.scenario, &a.key, a.window_index).cmp(&(
+            (a.end_ms, a.stream, a.scope, &a.key, a.window_index).cmp(&(
                 b.end_ms,
-                b.scenario,
+                b.stream,
+                b.scope,
                 &b.key,
                 b.window_index,
             ))
         });
+    }
+}
+
+/// Adds one event's samples to the open windows of one key (or rollup).
+fn add(
+    opens: &mut [Open],
+    specs: &[WindowSpec],
+    t: i64,
+    ordinal: u64,
+    samples: &[Option<Sample>],
+    n_metrics: usize,
+) {
+    for (open, spec) in opens.iter_mut().zip(specs) {
+        match (open, spec) {
+            (
+                Open::Panes { panes, .. },
+                WindowSpec::Tumbling { size_ms: width } | WindowSpec::Hopping { hop_ms: width, .. },
+            ) => {
+                let start = bin_start(t, *width);
+                let at = match panes.iter().rposition(|p| p.start_ms <= start) {
+                    Some(i) if panes[i].start_ms == start => i,
+                    Some(i) => {
+                        panes.insert(
+                            i + 1,
+                            Pane {
+                                start_ms: start,
+                                accs: vec![Accumulator::default(); n_metrics],
+                            },
+                        );
+                        i + 1
+                    }
+                    None => {
+                        panes.push_front(Pane {
+                            start_ms: start,
+                            accs: vec![Accumulator::default(); n_metrics],
+                        });
+                        0
+                    }
+                };
+                add_samples(&mut panes[at].accs, t, ordinal, samples);
+            }
+            (Open::Sessions { sessions }, WindowSpec::Session { gap_ms, max_ms }) => {
+                add_to_sessions(sessions, *gap_ms, *max_ms, t, ordinal, samples, n_metrics);
+            }
+            (Open::Sliding { buffer, .. }, WindowSpec::Sliding { .. }) => {
+                let at = buffer
+                    .iter()
+                    .rposition(|b| (b.t_ms, b.ordinal) <= (t, ordinal))
+                    .map_or(0, |i| i + 1);
+                buffer.insert(
+                    at,
+                    Buffered {
+                        t_ms: t,
+                        ordinal,
+                        samples: samples.to_vec(),
+                    },
+                );
+            }
+            // Open states are created from their spec, so the pairs always match.
+            _ => {}
+        }
     }
 }
 
@@ -356,7 +418,7 @@ fn add_to_sessions(
     max: i64,
     t: i64,
     ordinal: u64,
-    samples: &Samples,
+    samples: &[Option<Sample>],
     n_metrics: usize,
 ) {
     let joined: Vec<usize> = (0..sessions.len())

@@ -1,12 +1,9 @@
-//! The numbers each scenario feeds into its windows, one row per metric per window.
+//! The numbers an event contributes to its windows: one optional sample per metric of its
+//! stream definition, in the definition's order.
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Action, Event, Payload, Scenario};
-
-/// Upper bound on metrics per scenario, so samples fit in a fixed array (no allocation per
-/// event on the hot path).
-pub const MAX_METRICS: usize = 4;
+use crate::stream::{MetricSource, Record, StreamDef, Value};
 
 /// One metric's value in one event; `weight` feeds the weighted average (quantity for VWAP).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -15,52 +12,31 @@ pub struct Sample {
     pub weight: f64,
 }
 
-pub type Samples = [Option<Sample>; MAX_METRICS];
+/// One entry per metric of the stream; `None` where the event does not contribute.
+pub type Samples = Vec<Option<Sample>>;
 
-/// Metric names of a scenario, in the order of [`samples`].
-pub fn metric_names(scenario: Scenario) -> &'static [&'static str] {
-    match scenario {
-        Scenario::Trades => &["price", "quantity"],
-        Scenario::Telemetry => &["cpu_pct", "mem_pct", "error_count", "latency_ms"],
-        // `actions` counts every event (value 1); `purchase_amount` only purchases.
-        Scenario::Clickstream => &["actions", "purchase_amount"],
-    }
-}
-
-/// Whether a metric's weighted average is meaningful (price weighted by quantity = VWAP).
-pub fn is_weighted(scenario: Scenario, metric_index: usize) -> bool {
-    scenario == Scenario::Trades && metric_index == 0
-}
-
-fn plain(value: f64) -> Option<Sample> {
-    Some(Sample { value, weight: 1.0 })
-}
-
-pub fn samples(event: &Event) -> Samples {
-    match &event.payload {
-        Payload::Trade(t) => [
-            Some(Sample {
-                value: t.price,
-                weight: t.quantity as f64,
-            }),
-            plain(t.quantity as f64),
-            None,
-            None,
-        ],
-        Payload::Telemetry(t) => [
-            plain(t.cpu_pct),
-            plain(t.mem_pct),
-            plain(t.error_count as f64),
-            plain(t.latency_ms),
-        ],
-        Payload::Click(c) => [
-            plain(1.0),
-            match (c.action, c.amount) {
-                (Action::Purchase, Some(a)) => plain(a),
-                _ => None,
+/// Fills `out` with the samples of `record` (cleared first, so a buffer can be reused).
+///
+/// A metric contributes when its `when` condition holds and its field is not null; a metric of
+/// a non-numeric field contributes 1 (it can only count). A null weight weighs 0.
+pub fn samples(def: &StreamDef, record: &Record, out: &mut Samples) {
+    out.clear();
+    out.extend(def.metrics.iter().map(|m| {
+        if let Some(c) = &m.when
+            && !record.matches(def, c.field, &c.values)
+        {
+            return None;
+        }
+        let value = match m.source {
+            MetricSource::Constant(v) => v,
+            MetricSource::Field(i) => match &record.values[i] {
+                Value::Null => return None,
+                v => v.as_f64().unwrap_or(1.0),
             },
-            None,
-            None,
-        ],
-    }
+        };
+        let weight = m
+            .weight
+            .map_or(1.0, |w| record.values[w].as_f64().unwrap_or(0.0));
+        Some(Sample { value, weight })
+    }));
 }

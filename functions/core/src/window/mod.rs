@@ -3,14 +3,14 @@
 //! # Layout
 //! - [`assign`]: pure bin math (epoch-aligned starts, session joins).
 //! - [`accumulator`]: mergeable count/sum/min/max/avg/stddev/first/last/weighted-avg.
-//! - [`metrics`]: which numbers each scenario contributes to its windows.
+//! - [`metrics`]: which numbers an event contributes to its windows (from its definition).
 //! - [`engine`]: open windows, the watermark, late events, and the serializable state.
 //!
 //! # Semantics
 //! Windows are `[start, end)`, aligned to the Unix epoch and labelled by their end (Azure Stream
 //! Analytics uses `(start, end]`; results differ only for events exactly on a boundary). The
-//! watermark is the largest event time seen minus the allowed lateness, kept per scenario (each
-//! scenario is its own producer). An event older than its scenario's watermark is
+//! watermark is the largest event time seen minus the allowed lateness, kept per stream (each
+//! stream is its own producer). An event older than its stream's watermark is
 //! *late*: it goes to the `late` output and into no window, so every window's
 //! content is fixed once the watermark passes its end and never changes afterwards. Sliding
 //! windows are the exception to half-open labelling: one is emitted for each distinct event time
@@ -26,7 +26,6 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::event::Scenario;
 use crate::time::{format_duration_ms, parse_duration_ms};
 
 pub use accumulator::{Accumulator, Aggregates};
@@ -140,86 +139,76 @@ impl WindowSpec {
     }
 }
 
-/// A window definition and the scenarios it applies to.
+/// What the engine computes for one stream: derived from its definition
+/// ([`crate::stream::StreamDef`]) plus the command line's extra windows and default lateness.
+/// The same config must be used to restore a state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WindowDef {
-    pub spec: WindowSpec,
-    pub scenarios: Vec<Scenario>,
-}
-
-/// What the engine computes. The same config must be used to restore a state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EngineConfig {
-    pub windows: Vec<WindowDef>,
+pub struct StreamWindows {
+    /// The stream's name (its state is kept under it).
+    pub name: String,
+    pub windows: Vec<WindowSpec>,
+    /// Metrics in sample order.
+    pub metrics: Vec<MetricShape>,
+    pub rollups: Vec<RollupShape>,
     /// How far behind the largest event time seen an event may be and still count.
     pub allowed_lateness_ms: i64,
-    /// Scenarios whose events also feed a scenario-wide key `*` (e.g. all users' purchases).
-    pub rollup: Vec<Scenario>,
 }
 
-/// The key every event of a rolled-up scenario also contributes to, inside one engine.
-///
-/// An engine sees one shard, so its rollup is that shard's part of the scenario total. The
-/// aggregate function labels those rows `*@<shard>` ([`rollup_label`]); summing the partials
-/// gives the scenario-wide figure (a cross-shard merge stage would be needed for one row).
-pub const ROLLUP_KEY: &str = "*";
-
-/// The key rollup rows carry in the lake: `*@<shard>`.
-pub fn rollup_label(shard_id: &str) -> String {
-    format!("{ROLLUP_KEY}@{shard_id}")
+/// One metric as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricShape {
+    pub name: String,
+    /// Whether its weighted average is meaningful (price weighted by quantity = VWAP).
+    pub weighted: bool,
 }
 
-/// Whether a key names a rollup (engine-internal `*` or a lake label `*@<shard>`).
-pub fn is_rollup(key: &str) -> bool {
-    key.starts_with(ROLLUP_KEY)
+/// A stream-wide series fed by every event of the stream, for some of its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollupShape {
+    pub name: String,
+    /// Indices into [`StreamWindows::metrics`].
+    pub metrics: Vec<usize>,
 }
 
-impl EngineConfig {
-    /// Tumbling 10 s (the detectors' input) and 1 min everywhere, hopping 5 min every minute for
-    /// trades (moving statistics), 5-minute sessions for clickstream, clickstream rolled up.
-    pub fn default_windows() -> Self {
-        use Scenario::*;
-        let all = vec![Trades, Telemetry, Clickstream];
-        EngineConfig {
-            windows: vec![
-                WindowDef {
-                    spec: WindowSpec::Tumbling { size_ms: 10_000 },
-                    scenarios: all.clone(),
-                },
-                WindowDef {
-                    spec: WindowSpec::Tumbling { size_ms: 60_000 },
-                    scenarios: all,
-                },
-                WindowDef {
-                    spec: WindowSpec::Hopping {
-                        size_ms: 300_000,
-                        hop_ms: 60_000,
-                    },
-                    scenarios: vec![Trades],
-                },
-                WindowDef {
-                    spec: WindowSpec::Session {
-                        gap_ms: 300_000,
-                        max_ms: 4 * 3_600_000,
-                    },
-                    scenarios: vec![Clickstream],
-                },
-            ],
-            allowed_lateness_ms: 5_000,
-            rollup: vec![Clickstream],
+/// What the engine computes, one entry per stream (index = the stream's index in its
+/// [`crate::stream::StreamSet`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    pub streams: Vec<StreamWindows>,
+}
+
+/// Whether a window row is one key's or a rollup's (a stream-wide series named after the
+/// rollup; rows of a rollup never collide with a user key of the same text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Key,
+    Rollup,
+}
+
+impl Scope {
+    /// The `scope` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::Rollup => "rollup",
         }
     }
 }
 
-/// One closed window's aggregates for one metric of one key.
+/// One closed window's aggregates for one metric of one key (or rollup).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedWindow {
-    pub scenario: Scenario,
+    /// Index of the stream in [`EngineConfig::streams`].
+    pub stream: usize,
+    /// The key, or the rollup's name when `scope` is [`Scope::Rollup`].
     pub key: String,
-    /// Index of the window definition in [`EngineConfig::windows`].
+    pub scope: Scope,
+    /// Index of the window in the stream's [`StreamWindows::windows`].
     pub window_index: usize,
     pub start_ms: i64,
     pub end_ms: i64,
-    pub metric: &'static str,
+    /// Index of the metric in the stream's [`StreamWindows::metrics`].
+    pub metric: usize,
     pub aggregates: Aggregates,
 }

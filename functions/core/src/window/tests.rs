@@ -5,22 +5,40 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::metrics::Sample;
 use super::*;
-use crate::event::{Event, Payload, Side, Trade, TradeType};
+
+/// A trade, as the engine sees it: price (weighted by quantity) and quantity, metrics 0 and 1.
+#[derive(Debug, Clone)]
+struct Event {
+    key: String,
+    event_time_ms: i64,
+    price: f64,
+    quantity: i64,
+}
+
+fn push(engine: &mut WindowEngine, e: &Event) -> Placement {
+    let samples = [
+        Some(Sample {
+            value: e.price,
+            weight: e.quantity as f64,
+        }),
+        Some(Sample {
+            value: e.quantity as f64,
+            weight: 1.0,
+        }),
+    ];
+    engine.push(0, &e.key, e.event_time_ms, &samples)
+}
 
 const BASE: i64 = 1_795_000_000_000;
 
 fn trade(key: &str, t: i64, price: f64, id: usize) -> Event {
     Event {
-        event_id: format!("e{id}"),
         event_time_ms: t,
         key: key.to_string(),
-        payload: Payload::Trade(Trade {
-            side: Side::Buy,
-            price,
-            quantity: 1 + (id as i64 % 7),
-            trade_type: TradeType::Market,
-        }),
+        price,
+        quantity: 1 + (id as i64 % 7),
     }
 }
 
@@ -52,12 +70,22 @@ fn arb_events() -> impl Strategy<Value = Vec<Event>> {
 
 fn config(spec: WindowSpec, lateness: i64) -> EngineConfig {
     EngineConfig {
-        windows: vec![WindowDef {
-            spec,
-            scenarios: vec![Scenario::Trades],
+        streams: vec![StreamWindows {
+            name: "trades".into(),
+            windows: vec![spec],
+            metrics: vec![
+                MetricShape {
+                    name: "price".into(),
+                    weighted: true,
+                },
+                MetricShape {
+                    name: "quantity".into(),
+                    weighted: false,
+                },
+            ],
+            rollups: vec![],
+            allowed_lateness_ms: lateness,
         }],
-        allowed_lateness_ms: lateness,
-        rollup: vec![],
     }
 }
 
@@ -92,10 +120,7 @@ fn reference(events: &[Event], spec: WindowSpec, lateness: i64) -> Expected {
             kept.push((i, e));
         }
     }
-    let price = |e: &Event| match &e.payload {
-        Payload::Trade(t) => t.price,
-        _ => unreachable!(),
-    };
+    let price = |e: &Event| e.price;
     let mut groups: BTreeMap<(String, i64, i64), Vec<Item>> = BTreeMap::new();
     let mut by_key: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
     for (i, e) in &kept {
@@ -188,7 +213,7 @@ fn run_engine(events: &[Event], cfg: &EngineConfig, split: usize) -> (Vec<Closed
             let json = serde_json::to_string(&engine.snapshot()).unwrap();
             engine = WindowEngine::restore(cfg.clone(), serde_json::from_str(&json).unwrap());
         }
-        if engine.push(e) != Placement::Assigned {
+        if push(&mut engine, e) != Placement::Assigned {
             late += 1;
         }
         if i % 17 == 0 {
@@ -208,13 +233,13 @@ proptest! {
         let (closed, _) = run_engine(&events, &cfg, usize::MAX);
         let got: Expected = closed
             .iter()
-            .filter(|w| w.metric == "price")
+            .filter(|w| w.metric == 0)
             .map(|w| {
                 let a = &w.aggregates;
                 ((w.key.clone(), w.start_ms, w.end_ms), (a.count, a.min, a.max, a.first, a.last))
             })
             .collect();
-        prop_assert_eq!(got.len(), closed.iter().filter(|w| w.metric == "price").count(), "a window was emitted twice");
+        prop_assert_eq!(got.len(), closed.iter().filter(|w| w.metric == 0).count(), "a window was emitted twice");
         prop_assert_eq!(got, reference(&events, spec, lateness));
     }
 
@@ -233,18 +258,18 @@ fn late_events_are_reported_not_merged() {
     let cfg = config(WindowSpec::Tumbling { size_ms: 10_000 }, 1_000);
     let mut engine = WindowEngine::new(cfg);
     assert_eq!(
-        engine.push(&trade("A", BASE + 20_000, 1.0, 0)),
+        push(&mut engine, &trade("A", BASE + 20_000, 1.0, 0)),
         Placement::Assigned
     );
     assert_eq!(
-        engine.push(&trade("A", BASE + 5_000, 2.0, 1)),
+        push(&mut engine, &trade("A", BASE + 5_000, 2.0, 1)),
         Placement::Late {
             watermark_ms: BASE + 19_000
         }
     );
     let mut out = Vec::new();
     engine.flush(&mut out);
-    assert_eq!(out.iter().filter(|w| w.metric == "price").count(), 1);
+    assert_eq!(out.iter().filter(|w| w.metric == 0).count(), 1);
     assert_eq!(out[0].aggregates.count, 1);
 }
 
@@ -253,15 +278,15 @@ fn windows_close_only_when_the_watermark_passes_their_end() {
     let cfg = config(WindowSpec::Tumbling { size_ms: 10_000 }, 2_000);
     let mut engine = WindowEngine::new(cfg);
     let mut out = Vec::new();
-    engine.push(&trade("A", BASE + 1_000, 1.0, 0));
-    engine.push(&trade("A", BASE + 11_000, 1.0, 1));
+    push(&mut engine, &trade("A", BASE + 1_000, 1.0, 0));
+    push(&mut engine, &trade("A", BASE + 11_000, 1.0, 1));
     engine.advance(&mut out);
     assert!(
         out.is_empty(),
         "watermark {:?} is before the first window's end",
-        engine.watermark_ms(Scenario::Trades)
+        engine.watermark_ms(0)
     );
-    engine.push(&trade("A", BASE + 12_000, 1.0, 2));
+    push(&mut engine, &trade("A", BASE + 12_000, 1.0, 2));
     engine.advance(&mut out);
     assert_eq!(out.len(), 2, "price and quantity of [BASE, BASE+10s)");
     assert_eq!((out[0].start_ms, out[0].end_ms), (BASE, BASE + 10_000));

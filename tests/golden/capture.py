@@ -7,6 +7,7 @@ lake as sorted JSON lines: one file per table, partition columns included, times
 milliseconds, binary as base64.
 
     python tests/golden/capture.py --sluice target/debug/sluice --out tests/golden/expected
+    python tests/golden/capture.py --sluice target/debug/sluice --state-only --out tests/golden/state-v0.json
 
 `tests/test_golden.py` runs the same capture with today's binary and compares it with the
 committed files (see its docstring for the intended differences).
@@ -124,7 +125,13 @@ def dump(lake: pathlib.Path, out: pathlib.Path):
         (out / f"{name}.jsonl").write_text("".join(r + "\n" for r in rows))
 
 
-def capture(sluice: pathlib.Path, out: pathlib.Path, extra_args=()):
+STATE = "state/aggregate/sluice-golden/shardId-000000000000.json"
+
+
+def capture(sluice: pathlib.Path, out: pathlib.Path, extra_args=(), state_after_first=None):
+    """Runs both batches and dumps the lake to `out`. `state_after_first`, when given, is a
+    shard state object put in place of the one the first batch committed (a state written by
+    an earlier release, say), so the second batch starts from it."""
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         lake = work / "lake"
@@ -133,12 +140,30 @@ def capture(sluice: pathlib.Path, out: pathlib.Path, extra_args=()):
             event.write_text(json.dumps(batch))
             subprocess.run([str(sluice), "invoke", "aggregate", "--event", str(event), "--lake", str(lake),
                             *extra_args], check=True, capture_output=True)
+            if i == 0 and state_after_first is not None:
+                (lake / STATE).write_bytes(pathlib.Path(state_after_first).read_bytes())
         dump(lake, out)
+
+
+def first_batch_state(sluice: pathlib.Path, out: pathlib.Path):
+    """The shard state object `sluice` commits after the first batch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        event = work / "batch-0.json"
+        event.write_text(json.dumps(payloads(sluice, work)[0]))
+        subprocess.run([str(sluice), "invoke", "aggregate", "--event", str(event), "--lake", str(work / "lake")],
+                       check=True, capture_output=True)
+        out.write_bytes((work / "lake" / STATE).read_bytes())
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sluice", type=pathlib.Path, required=True)
     parser.add_argument("--out", type=pathlib.Path, required=True)
+    parser.add_argument("--state-only", action="store_true",
+                        help="write only the state object after the first batch to --out (a file)")
     args = parser.parse_args()
-    capture(args.sluice, args.out)
+    if args.state_only:
+        first_batch_state(args.sluice, args.out)
+    else:
+        capture(args.sluice, args.out)

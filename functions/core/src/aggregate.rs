@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::detect::{
-    Anomaly, DetectConfig, DetectorBank, DetectorKind, DetectorState, Keys, SeriesDef, Transform,
+    Anomaly, DetectConfig, DetectorBank, DetectorKind, DetectorState, Keys, SeriesDef, SeriesNames,
+    Transform,
 };
 use crate::stream::{Decoder, Detect, DetectScope, Record, StreamDef, StreamSet};
 use crate::window::metrics::{Samples, samples};
 use crate::window::{
-    ClosedWindow, EngineConfig, MetricShape, Placement, RollupShape, StreamWindows, WindowEngine,
-    WindowSpec, WindowState,
+    ClosedWindow, Discarded, EngineConfig, MetricShape, Placement, RollupShape, StreamWindows,
+    WindowEngine, WindowSpec, WindowState,
 };
 
 /// Default allowed lateness for streams whose definition sets none (`--lateness`).
@@ -167,6 +168,15 @@ pub struct AggregatorState {
     pub detectors: DetectorState,
 }
 
+/// What a restore could not keep.
+#[derive(Debug, Default, PartialEq)]
+pub struct Restored {
+    pub windows_discarded: Vec<Discarded>,
+    /// Detector series whose baselines were learnt from other input (another window, aggregate
+    /// or detector) and restart.
+    pub baselines_discarded: usize,
+}
+
 /// What closed during one call.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -187,23 +197,39 @@ impl<'c> Aggregator<'c> {
     }
 
     pub fn restore(config: &'c AggregateConfig, state: AggregatorState) -> Self {
+        Self::restore_noting(config, state).0
+    }
+
+    /// Restores what of `state` the configuration still computes the same way (see
+    /// [`WindowEngine::restore_noting`] and [`DetectorBank::restore`]) and says what it
+    /// discarded.
+    pub fn restore_noting(config: &'c AggregateConfig, state: AggregatorState) -> (Self, Restored) {
         let names = config
             .engine
             .streams
             .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    s.metrics.iter().map(|m| m.name.clone()).collect(),
-                )
+            .map(|s| SeriesNames {
+                stream: s.name.clone(),
+                metrics: s.metrics.iter().map(|m| m.name.clone()).collect(),
+                windows: s.windows.iter().map(|w| w.name()).collect(),
+                rollups: s.rollups.iter().map(|r| r.name.clone()).collect(),
             })
             .collect();
-        Self {
+        let (detectors, baselines_discarded) =
+            DetectorBank::restore(config.detect.clone(), names, state.detectors);
+        let (engine, windows_discarded) =
+            WindowEngine::restore_noting(config.engine.clone(), state.windows);
+        let aggregator = Self {
             config,
-            detectors: DetectorBank::restore(config.detect.clone(), names, state.detectors),
-            engine: WindowEngine::restore(config.engine.clone(), state.windows),
+            detectors,
+            engine,
             samples: Vec::new(),
-        }
+        };
+        let restored = Restored {
+            windows_discarded,
+            baselines_discarded,
+        };
+        (aggregator, restored)
     }
 
     pub fn snapshot(&self) -> AggregatorState {

@@ -12,13 +12,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Output};
+use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Output, Restored};
 use crate::lake::{
     self, BatchId, LakeError, LateRow, Lineage, QuarantineRow, group_by_partition, object_key,
 };
 use crate::schema;
 use crate::stream::Record;
-use crate::window::Placement;
+use crate::window::{Discarded, Placement};
 
 /// Everything one shard carries between invocations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,20 +63,35 @@ pub struct Processed {
 /// Something a batch did that an operator should hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    /// The state was built with another window/detector configuration (fingerprints `old`,
-    /// `new`): open windows and detector baselines restart empty.
-    ConfigurationChanged { old: String, new: String },
+    /// The configuration changed and part of the open windows could not be kept.
+    WindowsDiscarded(Discarded),
+    /// The configuration changed how these many detector series are fed: their baselines
+    /// restart.
+    BaselinesDiscarded(usize),
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Warning::ConfigurationChanged { old, new } => write!(
+            Warning::WindowsDiscarded(d) => d.fmt(f),
+            Warning::BaselinesDiscarded(n) => write!(
                 f,
-                "window configuration changed ({old} -> {new}): open windows and detector baselines restart"
+                "the detection configuration changed: {n} detector series restart their baselines"
             ),
         }
     }
+}
+
+fn restore_warnings(restored: Restored) -> Vec<Warning> {
+    let mut warnings: Vec<Warning> = restored
+        .windows_discarded
+        .into_iter()
+        .map(Warning::WindowsDiscarded)
+        .collect();
+    if restored.baselines_discarded > 0 {
+        warnings.push(Warning::BaselinesDiscarded(restored.baselines_discarded));
+    }
+    warnings
 }
 
 /// Compares Kinesis sequence numbers: decimal strings of up to 128 bits, compared as numbers
@@ -96,21 +111,7 @@ pub fn process_shard(
     records: &[InRecord<'_>],
 ) -> Result<Processed, LakeError> {
     let fingerprint = config.fingerprint();
-    let mut warnings = Vec::new();
-    let prior = match prior {
-        Some(s) if s.config == fingerprint => s,
-        Some(s) => {
-            warnings.push(Warning::ConfigurationChanged {
-                old: s.config.clone(),
-                new: fingerprint.clone(),
-            });
-            ShardState {
-                last_sequence: s.last_sequence,
-                ..ShardState::default()
-            }
-        }
-        None => ShardState::default(),
-    };
+    let prior = prior.unwrap_or_default();
     let mut stats = BatchStats {
         records: records.len(),
         ..BatchStats::default()
@@ -130,7 +131,7 @@ pub fn process_shard(
             objects: Vec::new(),
             state: prior,
             stats,
-            warnings,
+            warnings: Vec::new(),
         });
     };
     let batch = BatchId {
@@ -139,7 +140,8 @@ pub fn process_shard(
         last_sequence: last.sequence.to_string(),
     };
 
-    let mut aggregator = Aggregator::restore(config, prior.aggregator);
+    let (mut aggregator, restored) = Aggregator::restore_noting(config, prior.aggregator);
+    let warnings = restore_warnings(restored);
     let mut events: Vec<(Record, Lineage<'_>)> = Vec::with_capacity(fresh.len());
     let mut late: Vec<(usize, i64)> = Vec::new();
     let mut quarantine: Vec<QuarantineRow<'_>> = Vec::new();
@@ -195,7 +197,8 @@ pub fn flush_shard(
     prior: ShardState,
     shard_id: &str,
 ) -> Result<Processed, LakeError> {
-    let mut aggregator = Aggregator::restore(config, prior.aggregator);
+    let (mut aggregator, restored) = Aggregator::restore_noting(config, prior.aggregator);
+    let warnings = restore_warnings(restored);
     let mut out = Output::default();
     aggregator.flush(&mut out);
     let last = prior.last_sequence.clone().unwrap_or_else(|| "0".into());
@@ -214,11 +217,11 @@ pub fn flush_shard(
         objects,
         state: ShardState {
             last_sequence: prior.last_sequence,
-            config: prior.config,
+            config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
         },
         stats,
-        warnings: Vec::new(),
+        warnings,
     })
 }
 
@@ -315,6 +318,182 @@ pub fn encode_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Scenario;
+    use crate::generate::{Generator, GeneratorConfig};
+    use crate::lake::decode_parquet;
+    use crate::stream::{BUILTIN, StreamSet};
+    use crate::window::WindowSpec;
+
+    /// The shipped definitions, the trades one edited by `edit` (from, to), plus `extra`
+    /// windows and a default lateness.
+    fn config(
+        edit: Option<(&str, &str)>,
+        extra: &[WindowSpec],
+        lateness_ms: i64,
+    ) -> AggregateConfig {
+        let texts: Vec<(&str, String)> = BUILTIN
+            .iter()
+            .map(|(file, text)| match edit {
+                Some((from, to)) if file.ends_with("trades.toml") => {
+                    assert!(text.contains(from), "{from}");
+                    (*file, text.replacen(from, to, 1))
+                }
+                _ => (*file, text.to_string()),
+            })
+            .collect();
+        let set = StreamSet::from_sources(texts.iter().map(|(f, t)| (*f, t.as_str()))).unwrap();
+        AggregateConfig::new(set, extra, lateness_ms).unwrap()
+    }
+
+    /// Ten minutes of trades, as one shard's records (JSON, sequence numbers from 1).
+    fn trades() -> Vec<(String, Vec<u8>)> {
+        let mut g = Generator::new(GeneratorConfig::new(
+            Scenario::Trades,
+            9,
+            2.0,
+            1_795_496_400_000,
+        ));
+        let (mut events, mut truth) = (Vec::new(), Vec::new());
+        g.generate_until(1_795_496_400_000 + 600_000, &mut events, &mut truth);
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((i + 1).to_string(), e.to_json()))
+            .collect()
+    }
+
+    fn records(data: &[(String, Vec<u8>)]) -> Vec<InRecord<'_>> {
+        data.iter()
+            .map(|(seq, bytes)| InRecord {
+                sequence: seq,
+                arrival_ms: 1_795_496_400_000 + 600_000,
+                partition_key: "k",
+                data: bytes,
+            })
+            .collect()
+    }
+
+    /// (window, key, metric, start, count) of window rows.
+    type Rows = std::collections::BTreeSet<(String, String, String, i64, i64)>;
+
+    /// Every window row in `objects`.
+    fn window_rows(objects: &[(String, Vec<u8>)]) -> Rows {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Int64Type, TimestampMillisecondType};
+        let mut rows = Rows::new();
+        for (key, bytes) in objects.iter().filter(|(k, _)| k.starts_with("windows/")) {
+            for b in decode_parquet(bytes.clone()).unwrap() {
+                let col = |n: &str| b.column_by_name(n).unwrap().clone();
+                for i in 0..b.num_rows() {
+                    rows.insert((
+                        col("window_name").as_string::<i32>().value(i).to_string(),
+                        col("key").as_string::<i32>().value(i).to_string(),
+                        col("metric").as_string::<i32>().value(i).to_string(),
+                        col("window_start")
+                            .as_primitive::<TimestampMillisecondType>()
+                            .value(i),
+                        col("count").as_primitive::<Int64Type>().value(i),
+                    ));
+                }
+            }
+            assert!(key.contains("scenario=trades"));
+        }
+        rows
+    }
+
+    /// The state after the first half of the trades under the shipped configuration, then the
+    /// second half and a flush under `next`: its window rows and warnings.
+    fn continue_under(next: &AggregateConfig) -> (Rows, Vec<Warning>) {
+        let data = trades();
+        let all = records(&data);
+        let (first, second) = all.split_at(all.len() / 2);
+        let before = process_shard(&config(None, &[], 5_000), None, "s", first).unwrap();
+        let after = process_shard(next, Some(before.state), "s", second).unwrap();
+        let flushed = flush_shard(next, after.state, "s").unwrap();
+        let mut warnings = after.warnings;
+        warnings.extend(flushed.warnings);
+        let mut objects = after.objects;
+        objects.extend(flushed.objects);
+        (window_rows(&objects), warnings)
+    }
+
+    #[test]
+    fn a_changed_lateness_or_an_added_window_keeps_every_open_window() {
+        let (same, warnings) = continue_under(&config(None, &[], 5_000));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (later, warnings) = continue_under(&config(None, &[], 6_000));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            later, same,
+            "lateness 5s -> 6s: the same windows with the same counts"
+        );
+        let sliding = WindowSpec::parse("sliding:30s").unwrap();
+        let (added, warnings) = continue_under(&config(None, &[sliding], 5_000));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let kept: std::collections::BTreeSet<_> = added
+            .iter()
+            .filter(|r| r.0 != "sliding_30s")
+            .cloned()
+            .collect();
+        assert_eq!(kept, same, "the windows that were open keep their events");
+        assert!(
+            added.iter().any(|r| r.0 == "sliding_30s"),
+            "the new window starts and closes"
+        );
+    }
+
+    #[test]
+    fn a_removed_window_is_discarded_with_a_warning_and_the_others_kept() {
+        let (same, _) = continue_under(&config(None, &[], 5_000));
+        let (fewer, warnings) = continue_under(&config(
+            Some(("[[windows]]\nspec = \"hopping:5m/1m\"\n", "")),
+            &[],
+            5_000,
+        ));
+        let kept: std::collections::BTreeSet<_> = same
+            .iter()
+            .filter(|r| r.0 != "hopping_5m_1m")
+            .cloned()
+            .collect();
+        assert_eq!(fewer, kept);
+        assert!(
+            matches!(&warnings[..], [Warning::WindowsDiscarded(Discarded::WindowRemoved { window, open_windows, .. })] if window == "hopping_5m_1m" && *open_windows > 0),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].to_string().contains("hopping_5m_1m"));
+    }
+
+    #[test]
+    fn changed_metrics_or_detection_restart_only_what_they_change() {
+        let (_, warnings) = continue_under(&config(
+            Some((
+                "[[metrics]]\nfield = \"quantity\"",
+                "[[metrics]]\nname = \"shares\"\nfield = \"quantity\"",
+            )),
+            &[],
+            5_000,
+        ));
+        assert!(
+            warnings
+                .iter()
+                .filter(|w| matches!(
+                    w,
+                    Warning::WindowsDiscarded(Discarded::MetricsChanged { .. })
+                ))
+                .count()
+                == 3,
+            "each of the three trades windows restarts: {warnings:?}"
+        );
+        let (_, warnings) = continue_under(&config(
+            Some(("detect_on = \"sum\"", "detect_on = \"avg\"")),
+            &[],
+            5_000,
+        ));
+        assert!(
+            matches!(&warnings[..], [Warning::BaselinesDiscarded(n)] if *n > 0),
+            "the quantity detectors restart, nothing else: {warnings:?}"
+        );
+    }
 
     #[test]
     fn sequence_numbers_compare_as_numbers() {

@@ -304,6 +304,33 @@ pub struct SeriesDef {
     pub keys: Keys,
 }
 
+impl SeriesDef {
+    /// What the detectors of this series are fed, as text: a detector's state is only reused
+    /// for the same input.
+    fn shape(&self, names: &SeriesNames, detectors: &[DetectorKind]) -> String {
+        let kinds: Vec<&str> = detectors.iter().map(|d| d.as_str()).collect();
+        format!(
+            "{}:{}:{:?}:{}",
+            names
+                .windows
+                .get(self.window_index)
+                .map_or("?", String::as_str),
+            self.reduce.as_str(),
+            self.transform,
+            kinds.join("+")
+        )
+    }
+}
+
+/// The names a stream's detector state is kept under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesNames {
+    pub stream: String,
+    pub metrics: Vec<String>,
+    pub windows: Vec<String>,
+    pub rollups: Vec<String>,
+}
+
 mod aggregate_name {
     use serde::{Deserialize, Deserializer, Serializer, de};
 
@@ -363,6 +390,8 @@ pub struct Anomaly {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SeriesEntry {
+    /// `scenario` in state written before stream definitions.
+    #[serde(alias = "scenario")]
     stream: String,
     key: String,
     #[serde(default = "key_scope")]
@@ -373,6 +402,10 @@ struct SeriesEntry {
     #[serde(default)]
     previous: Option<f64>,
     detectors: Vec<Detector>,
+    /// What the detectors were fed ([`SeriesDef::shape`]): baselines learnt from other input
+    /// are not reused. Absent in state written before stream definitions.
+    #[serde(default)]
+    shape: Option<String>,
 }
 
 fn key_scope() -> Scope {
@@ -388,33 +421,53 @@ pub struct DetectorState {
 /// Detectors for every (stream, scope, key, metric) series the config names.
 pub struct DetectorBank {
     config: DetectConfig,
-    /// Stream names and their metric names, for the state's keys.
-    names: Vec<(String, Vec<String>)>,
+    /// Per stream, the names its state is kept under.
+    names: Vec<SeriesNames>,
     series: HashMap<(usize, Scope, String, usize), SeriesEntry>,
 }
 
 impl DetectorBank {
     /// `names` gives each stream's name and metric names (the engine's config), so state is
     /// kept by name and survives a reordering.
+    /// Restores the series of `state` that `config` still detects the same way (same window,
+    /// aggregate, transform and detectors); others restart. Returns the bank and how many
+    /// series' baselines were discarded.
     pub fn restore(
         config: DetectConfig,
-        names: Vec<(String, Vec<String>)>,
+        names: Vec<SeriesNames>,
         state: DetectorState,
-    ) -> Self {
-        let series = state
+    ) -> (Self, usize) {
+        let total = state.series.len();
+        let series: HashMap<_, _> = state
             .series
             .into_iter()
-            .filter_map(|e| {
-                let s = names.iter().position(|(n, _)| *n == e.stream)?;
-                let m = names[s].1.iter().position(|n| *n == e.metric)?;
+            .filter_map(|mut e| {
+                let s = names.iter().position(|n| n.stream == e.stream)?;
+                let m = names[s].metrics.iter().position(|n| *n == e.metric)?;
+                // State from before stream definitions named the rollup `*`.
+                if e.scope == Scope::Key && e.key == "*" {
+                    e.scope = Scope::Rollup;
+                    e.key = names[s].rollups.first()?.clone();
+                }
+                let def = config
+                    .series
+                    .iter()
+                    .find(|d| d.stream == s && d.metric == m && d.keys.admits(e.scope))?;
+                let shape = def.shape(&names[s], &config.detectors);
+                if e.shape.as_ref().is_some_and(|old| *old != shape) {
+                    return None;
+                }
+                e.shape = Some(shape);
                 Some(((s, e.scope, e.key.clone(), m), e))
             })
             .collect();
-        Self {
+        let discarded = total - series.len();
+        let bank = Self {
             config,
             names,
             series,
-        }
+        };
+        (bank, discarded)
     }
 
     pub fn snapshot(&self) -> DetectorState {
@@ -442,17 +495,19 @@ impl DetectorBank {
             };
             let detectors = &self.config.detectors;
             let names = &self.names;
+            let shape = def.shape(&names[w.stream], detectors);
             let entry = self
                 .series
                 .entry((w.stream, w.scope, w.key.clone(), w.metric))
                 .or_insert_with(|| SeriesEntry {
-                    stream: names[w.stream].0.clone(),
+                    stream: names[w.stream].stream.clone(),
                     key: w.key.clone(),
                     scope: w.scope,
-                    metric: names[w.stream].1[w.metric].clone(),
+                    metric: names[w.stream].metrics[w.metric].clone(),
                     points: 0,
                     previous: None,
                     detectors: detectors.iter().map(|k| k.build()).collect(),
+                    shape: Some(shape),
                 });
             let value = match def.transform {
                 Transform::Level => reduced,

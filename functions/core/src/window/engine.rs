@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::accumulator::Accumulator;
 use super::assign::{bin_start, joins_session};
 use super::metrics::{Sample, Samples};
+use super::state::{Discarded, KeyOpen, StreamState, WindowDefState, WindowState};
 use super::{ClosedWindow, EngineConfig, Scope, WindowSpec};
 
 /// Where an event went.
@@ -31,20 +32,20 @@ pub enum Placement {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Pane {
+pub(super) struct Pane {
     start_ms: i64,
     accs: Vec<Accumulator>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Session {
+pub(super) struct Session {
     first_ms: i64,
     last_ms: i64,
     accs: Vec<Accumulator>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Buffered {
+pub(super) struct Buffered {
     t_ms: i64,
     ordinal: u64,
     samples: Samples,
@@ -53,7 +54,7 @@ struct Buffered {
 /// Open windows of one key for one window definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Open {
+pub(super) enum Open {
     /// Tumbling and hopping. Invariant: panes sorted by start; no pane starts before
     /// `next_end_ms - size` (those windows are closed).
     Panes {
@@ -71,7 +72,7 @@ enum Open {
 }
 
 impl Open {
-    fn new(spec: &WindowSpec) -> Self {
+    pub(super) fn new(spec: &WindowSpec) -> Self {
         match spec {
             WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } => Open::Panes {
                 panes: VecDeque::new(),
@@ -87,7 +88,7 @@ impl Open {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         match self {
             Open::Panes { panes, .. } => panes.is_empty(),
             Open::Sessions { sessions } => sessions.is_empty(),
@@ -102,31 +103,6 @@ fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &[Option
             acc.add(t, ordinal, s.value, s.weight);
         }
     }
-}
-
-/// Serializable engine state: per stream, the watermark's source and the open windows of
-/// every key and rollup; and the arrival counter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WindowState {
-    arrivals: u64,
-    /// Sorted by name so equal states serialize to equal bytes.
-    streams: Vec<StreamState>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StreamState {
-    name: String,
-    max_event_time_ms: Option<i64>,
-    /// Sorted by key.
-    keys: Vec<KeyEntry>,
-    /// Aligned with the stream's rollups.
-    rollups: Vec<Vec<Open>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct KeyEntry {
-    key: String,
-    open: Vec<Open>,
 }
 
 /// One stream's live state.
@@ -156,6 +132,15 @@ impl WindowEngine {
     /// Restores `state` under `config`. Streams the config no longer has are dropped; a stream
     /// whose state does not fit its config (another window or metric list) starts empty.
     pub fn restore(config: EngineConfig, state: WindowState) -> Self {
+        Self::restore_noting(config, state).0
+    }
+
+    /// Restores `state` under `config`, keeping the open windows of every (stream, window
+    /// definition) that `config` still computes with the same metrics; windows and streams
+    /// `config` no longer has are discarded and reported. State of the layout before stream
+    /// definitions is migrated first.
+    pub fn restore_noting(config: EngineConfig, mut state: WindowState) -> (Self, Vec<Discarded>) {
+        let mut notes = state.migrate_legacy(&config);
         let mut slots: Vec<Slot> = config
             .streams
             .iter()
@@ -166,21 +151,66 @@ impl WindowEngine {
             .collect();
         for st in state.streams {
             let Some(i) = config.streams.iter().position(|s| s.name == st.name) else {
+                let open_windows = st.windows.iter().map(WindowDefState::open_windows).sum();
+                if open_windows > 0 {
+                    notes.push(Discarded::StreamRemoved {
+                        stream: st.name,
+                        open_windows,
+                    });
+                }
                 continue;
             };
+            let cfg = &config.streams[i];
             let slot = &mut slots[i];
             slot.max_event_time_ms = st.max_event_time_ms;
-            slot.keys = st.keys.into_iter().map(|e| (e.key, e.open)).collect();
-            if st.rollups.len() == slot.rollups.len() {
-                slot.rollups = st.rollups;
+            let metrics: Vec<&str> = cfg.metrics.iter().map(|m| m.name.as_str()).collect();
+            for w in st.windows {
+                let Some(d) = cfg.windows.iter().position(|spec| *spec == w.spec) else {
+                    if w.open_windows() > 0 {
+                        notes.push(Discarded::WindowRemoved {
+                            stream: cfg.name.clone(),
+                            window: w.spec.name(),
+                            open_windows: w.open_windows(),
+                        });
+                    }
+                    continue;
+                };
+                if w.metrics != metrics {
+                    if w.open_windows() > 0 {
+                        notes.push(Discarded::MetricsChanged {
+                            stream: cfg.name.clone(),
+                            window: w.spec.name(),
+                            open_windows: w.open_windows(),
+                        });
+                    }
+                    continue;
+                }
+                for k in w.keys {
+                    let opens = slot
+                        .keys
+                        .entry(k.key)
+                        .or_insert_with(|| cfg.windows.iter().map(Open::new).collect());
+                    opens[d] = k.open;
+                }
+                for r in w.rollups {
+                    let Some(ri) = cfg.rollups.iter().position(|x| x.name == r.key) else {
+                        continue;
+                    };
+                    let opens = &mut slot.rollups[ri];
+                    if opens.is_empty() {
+                        *opens = cfg.windows.iter().map(Open::new).collect();
+                    }
+                    opens[d] = r.open;
+                }
             }
         }
-        Self {
+        let engine = Self {
             config,
             arrivals: state.arrivals,
             slots,
             scratch: Vec::new(),
-        }
+        };
+        (engine, notes)
     }
 
     pub fn snapshot(&self) -> WindowState {
@@ -191,28 +221,49 @@ impl WindowEngine {
             .zip(&self.slots)
             .filter(|(_, slot)| slot.max_event_time_ms.is_some())
             .map(|(cfg, slot)| {
-                let mut keys: Vec<KeyEntry> = slot
-                    .keys
+                let metrics: Vec<String> = cfg.metrics.iter().map(|m| m.name.clone()).collect();
+                let windows = cfg
+                    .windows
                     .iter()
-                    .map(|(k, open)| KeyEntry {
-                        key: k.clone(),
-                        open: open.clone(),
+                    .enumerate()
+                    .map(|(d, spec)| {
+                        let mut keys: Vec<KeyOpen> = slot
+                            .keys
+                            .iter()
+                            .filter(|(_, opens)| !opens[d].is_empty())
+                            .map(|(k, opens)| KeyOpen {
+                                key: k.clone(),
+                                open: opens[d].clone(),
+                            })
+                            .collect();
+                        keys.sort_by(|a, b| a.key.cmp(&b.key));
+                        let rollups = cfg
+                            .rollups
+                            .iter()
+                            .zip(&slot.rollups)
+                            .filter(|(_, opens)| opens.get(d).is_some_and(|o| !o.is_empty()))
+                            .map(|(r, opens)| KeyOpen {
+                                key: r.name.clone(),
+                                open: opens[d].clone(),
+                            })
+                            .collect();
+                        WindowDefState {
+                            spec: *spec,
+                            metrics: metrics.clone(),
+                            keys,
+                            rollups,
+                        }
                     })
                     .collect();
-                keys.sort_by(|a, b| a.key.cmp(&b.key));
                 StreamState {
                     name: cfg.name.clone(),
                     max_event_time_ms: slot.max_event_time_ms,
-                    keys,
-                    rollups: slot.rollups.clone(),
+                    windows,
                 }
             })
             .collect();
         streams.sort_by(|a, b| a.name.cmp(&b.name));
-        WindowState {
-            arrivals: self.arrivals,
-            streams,
-        }
+        WindowState::new(self.arrivals, streams)
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -4,7 +4,8 @@
 //! - [`assign`]: pure bin math (epoch-aligned starts, session joins).
 //! - [`accumulator`]: mergeable count/sum/min/max/avg/stddev/first/last/weighted-avg.
 //! - [`metrics`]: which numbers an event contributes to its windows (from its definition).
-//! - [`engine`]: open windows, the watermark, late events, and the serializable state.
+//! - [`engine`]: open windows, the watermark and late events.
+//! - [`state`]: the serializable snapshot, per stream and window definition.
 //!
 //! # Semantics
 //! Windows are `[start, end)`, aligned to the Unix epoch and labelled by their end (Azure Stream
@@ -20,6 +21,7 @@ pub mod accumulator;
 pub mod assign;
 pub mod engine;
 pub mod metrics;
+pub mod state;
 #[cfg(test)]
 mod tests;
 
@@ -29,7 +31,8 @@ use thiserror::Error;
 use crate::time::{format_duration_ms, parse_duration_ms};
 
 pub use accumulator::{Accumulator, Aggregates};
-pub use engine::{Placement, WindowEngine, WindowState};
+pub use engine::{Placement, WindowEngine};
+pub use state::{Discarded, WindowState};
 
 /// One kind of window and its sizes, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 //! - [`config`]: environment variables read at cold start, with errors that name them.
 //! - [`metrics`]: counters the handlers bump, for progress output and logs.
 //! - [`secret`]: [`secret::SecretSource`] — API keys (Secrets Manager, environment).
+//! - [`streams`]: stream definitions read from the store at cold start.
 
 pub mod config;
 #[cfg(feature = "aws")]
@@ -17,3 +18,4 @@ pub mod notify;
 pub mod secret;
 pub mod sink;
 pub mod store;
+pub mod streams;

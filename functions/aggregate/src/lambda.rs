@@ -5,22 +5,25 @@
 //! | `SLUICE_BUCKET` | lake and state bucket (required) |
 //! | `SLUICE_LATENESS` | allowed lateness, e.g. `5s` (default 5s) |
 //! | `SLUICE_WINDOWS` | extra window specs for every stream, comma-separated (e.g. `sliding:30s`) |
+//! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions (`*.toml`) in the bucket; the built-in definitions when unset |
+//! | `SLUICE_STREAMS_DIGEST` | digest of the uploaded definitions (not read: a change replaces warm instances) |
 
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
-use sluice_infra::store::S3Store;
+use sluice_infra::store::{ObjectStore, S3Store};
+use sluice_infra::streams;
 
 use sluice_core::stream::StreamSet;
 
 use crate::{Deps, HandlerError, Settings, SettingsError};
 
-pub fn settings_from_env() -> Result<Settings, ConfigError> {
+/// Settings for the definitions in `streams`, windows and lateness from the environment.
+pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
     let lateness = optional_env("SLUICE_LATENESS").unwrap_or_else(|| "5s".into());
     let windows = optional_env("SLUICE_WINDOWS").unwrap_or_default();
     let extra: Vec<&str> = windows.split(',').collect();
-    // The shipped definitions until definitions are read from the bucket.
-    Settings::with_windows(StreamSet::builtin(), &extra, &lateness).map_err(|reason| {
+    Settings::with_windows(streams, &extra, &lateness).map_err(|reason| {
         let (name, value) = match reason {
             SettingsError::Lateness(_) => ("SLUICE_LATENESS", lateness.as_str()),
             _ => ("SLUICE_WINDOWS", windows.as_str()),
@@ -32,10 +35,17 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {
         let bucket = required_env("SLUICE_BUCKET")?;
-        let settings = settings_from_env()?;
         let config = aws_config().await;
+        let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
+        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
+            .await
+            .map_err(|e| {
+                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+            })?;
+        let settings = settings_from_env(streams)?;
         Ok(Deps {
-            store: Arc::new(S3Store::new(&config, bucket)),
+            store,
             settings,
             metrics: Default::default(),
         })

@@ -147,6 +147,7 @@ fn stream_windows(
             .map(|m| MetricShape {
                 name: m.name.clone(),
                 weighted: m.weight.is_some(),
+                rollup_only: m.rollup_only,
             })
             .collect(),
         rollups: def

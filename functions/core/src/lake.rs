@@ -306,6 +306,9 @@ pub fn windows_batch(
     let mut f: Vec<Float64Builder> = (0..8).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut scope = StringBuilder::with_capacity(n, n * 3);
     let mut shard = StringBuilder::with_capacity(n, n * 20);
+    let mut percentiles: Vec<Float64Builder> =
+        (0..4).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut distinct = Int64Builder::with_capacity(n);
     let names: Vec<Vec<String>> = config
         .streams
         .iter()
@@ -334,6 +337,24 @@ pub fn windows_batch(
         f[7].append_option(a.weighted_avg);
         scope.append_value(w.scope.as_str());
         shard.append_value(shard_id);
+        let levels = [
+            Aggregate::P50,
+            Aggregate::P90,
+            Aggregate::P95,
+            Aggregate::P99,
+        ];
+        for ((b, level), p) in percentiles
+            .iter_mut()
+            .zip(levels)
+            .zip(a.percentiles.unwrap_or([f64::NAN; 4]))
+        {
+            b.append_option((has(level) && a.percentiles.is_some()).then_some(p));
+        }
+        distinct.append_option(
+            a.distinct
+                .filter(|_| has(Aggregate::Distinct))
+                .map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+        );
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
@@ -347,6 +368,12 @@ pub fn windows_batch(
     columns.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(scope.finish()));
     columns.push(Arc::new(shard.finish()));
+    columns.extend(
+        percentiles
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef),
+    );
+    columns.push(Arc::new(distinct.finish()));
     finish(&schema::WINDOWS, columns)
 }
 

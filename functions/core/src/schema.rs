@@ -196,6 +196,31 @@ pub static WINDOWS: Table = Table {
             ColumnType::String,
             "Shard (or partition) whose events the row aggregates: a rollup row is that shard's part of the stream total",
         ),
+        opt(
+            "p50",
+            ColumnType::Float64,
+            "Median (DDSketch, within 1% of the value at rank floor(0.5(n-1))); null unless declared",
+        ),
+        opt(
+            "p90",
+            ColumnType::Float64,
+            "90th percentile (DDSketch, within 1%); null unless declared",
+        ),
+        opt(
+            "p95",
+            ColumnType::Float64,
+            "95th percentile (DDSketch, within 1%); null unless declared",
+        ),
+        opt(
+            "p99",
+            ColumnType::Float64,
+            "99th percentile (DDSketch, within 1%); null unless declared",
+        ),
+        opt(
+            "distinct_count",
+            ColumnType::Int64,
+            "Distinct values (exact up to 1,024, then HyperLogLog, about 1.6% standard error); null unless declared",
+        ),
     ]),
     doc: Cow::Borrowed(
         "Closed event-time windows, one row per key, window and metric; partitioned by window end.",

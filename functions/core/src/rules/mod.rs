@@ -727,6 +727,8 @@ severity = "warning"
                 first: 70.0,
                 last: 80.0,
                 weighted_avg: None,
+                percentiles: None,
+                distinct: None,
             },
         };
         let batch = crate::lake::windows_batch(

@@ -270,6 +270,14 @@ impl Aggregate {
         Aggregate::ALL.into_iter().find(|a| a.as_str() == text)
     }
 
+    /// One of p50, p90, p95, p99 (from the window's quantile sketch).
+    pub fn is_percentile(self) -> bool {
+        matches!(
+            self,
+            Aggregate::P50 | Aggregate::P90 | Aggregate::P95 | Aggregate::P99
+        )
+    }
+
     /// Needs numeric values (everything but `count` and `distinct`).
     pub fn is_numeric(self) -> bool {
         !matches!(self, Aggregate::Count | Aggregate::Distinct)
@@ -325,6 +333,9 @@ pub struct MetricDef {
     pub detect_on: Aggregate,
     pub detect_window: Option<WindowSpec>,
     pub detect_scope: DetectScope,
+    /// Fed to the stream's rollups only: the distinct count a rollup declares with
+    /// `distinct = ["field"]`.
+    pub rollup_only: bool,
 }
 
 /// A stream-wide series: every event of the stream also feeds the key `name`, in rows with

@@ -834,6 +834,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
             detect_on,
             detect_window,
             detect_scope,
+            rollup_only: false,
         });
     }
 
@@ -868,7 +869,40 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         }
         let mut distinct = Vec::new();
         for d in &r.distinct {
-            distinct.push(find(d, "distinct field")?);
+            let field = find(d, "distinct field")?;
+            distinct.push(field);
+            // The count is a metric of its own, named after the field, fed to rollups only
+            // (per key it would count one key's values; of the key itself, always 1).
+            let name = &fields[field].name;
+            let at = match metrics.iter().position(|m| m.name == *name) {
+                Some(i) if metrics[i].rollup_only => i,
+                Some(_) => {
+                    return Err(ctx.err(
+                        d.span(),
+                        format!(
+                            "distinct {name:?}: a metric named {name:?} exists; add \"distinct\" to its aggregates and list it in this rollup's metrics instead"
+                        ),
+                    ));
+                }
+                None => {
+                    metrics.push(MetricDef {
+                        name: name.clone(),
+                        source: MetricSource::Field(field),
+                        when: None,
+                        aggregates: vec![Aggregate::Count, Aggregate::Distinct],
+                        weight: None,
+                        detect: Detect::None,
+                        detect_on: Aggregate::Count,
+                        detect_window: None,
+                        detect_scope: DetectScope::Rollups,
+                        rollup_only: true,
+                    });
+                    metrics.len() - 1
+                }
+            };
+            if !ms.contains(&at) {
+                ms.push(at);
+            }
         }
         if ms.is_empty() && distinct.is_empty() {
             return Err(ctx.err(r.name.span(), "a rollup needs metrics or distinct"));

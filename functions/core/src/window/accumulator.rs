@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::Sample;
+use super::sketch::{Distinct, Quantiles};
+
 /// Count, sum, extremes, Welford mean/variance, first/last by event time and a weighted sum.
 ///
 /// `first`/`last` are ordered by (event time, arrival ordinal): among events with the same
@@ -19,6 +22,12 @@ pub struct Accumulator {
     last: (i64, u64, f64),
     weighted_sum: f64,
     weight: f64,
+    /// Only for metrics that declare percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantiles: Option<Box<Quantiles>>,
+    /// Only for metrics that declare a distinct count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distinct: Option<Box<Distinct>>,
 }
 
 /// The aggregates of a closed window, as written to the lake.
@@ -36,9 +45,28 @@ pub struct Aggregates {
     /// Σ value·weight / Σ weight (VWAP for prices weighted by quantity); absent for
     /// unweighted metrics.
     pub weighted_avg: Option<f64>,
+    /// p50, p90, p95, p99 from the quantile sketch, for metrics that declare percentiles.
+    pub percentiles: Option<[f64; 4]>,
+    /// Distinct values, for metrics that declare it.
+    pub distinct: Option<u64>,
 }
 
 impl Accumulator {
+    /// Adds one event's sample, feeding the sketches its metric declared.
+    pub fn add_sample(&mut self, t_ms: i64, ordinal: u64, sample: &Sample) {
+        self.add(t_ms, ordinal, sample.value, sample.weight);
+        if sample.wants_quantiles() {
+            self.quantiles
+                .get_or_insert_with(Box::default)
+                .add(sample.value);
+        }
+        if sample.wants_distinct() {
+            self.distinct
+                .get_or_insert_with(Box::default)
+                .add_hash(sample.hash);
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -56,6 +84,8 @@ impl Accumulator {
                 last: (t_ms, ordinal, value),
                 weighted_sum: value * weight,
                 weight,
+                quantiles: self.quantiles.take(),
+                distinct: self.distinct.take(),
             };
             return;
         }
@@ -84,6 +114,12 @@ impl Accumulator {
         if self.count == 0 {
             *self = other.clone();
             return;
+        }
+        if let Some(q) = &other.quantiles {
+            self.quantiles.get_or_insert_with(Box::default).merge(q);
+        }
+        if let Some(d) = &other.distinct {
+            self.distinct.get_or_insert_with(Box::default).merge(d);
         }
         let n = (self.count + other.count) as f64;
         let delta = other.mean - self.mean;
@@ -115,6 +151,15 @@ impl Accumulator {
             first: self.first.2,
             last: self.last.2,
             weighted_avg: (weighted && self.weight > 0.0).then(|| self.weighted_sum / self.weight),
+            percentiles: self.quantiles.as_ref().and_then(|q| {
+                Some([
+                    q.quantile(0.5)?,
+                    q.quantile(0.9)?,
+                    q.quantile(0.95)?,
+                    q.quantile(0.99)?,
+                ])
+            }),
+            distinct: self.distinct.as_ref().map(|d| d.estimate()),
         }
     }
 }

@@ -100,7 +100,7 @@ impl Open {
 fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &[Option<Sample>]) {
     for (acc, sample) in accs.iter_mut().zip(samples) {
         if let Some(s) = sample {
-            acc.add(t, ordinal, s.value, s.weight);
+            acc.add_sample(t, ordinal, s);
         }
     }
 }
@@ -311,7 +311,18 @@ impl WindowEngine {
                 .insert(key.to_string(), cfg.windows.iter().map(Open::new).collect());
         }
         if let Some(opens) = slot.keys.get_mut(key) {
-            add(opens, &cfg.windows, t_ms, ordinal, samples, n_metrics);
+            if cfg.metrics.iter().any(|m| m.rollup_only) {
+                self.scratch.clear();
+                self.scratch.extend(
+                    samples
+                        .iter()
+                        .zip(&cfg.metrics)
+                        .map(|(s, m)| if m.rollup_only { None } else { *s }),
+                );
+                add(opens, &cfg.windows, t_ms, ordinal, &self.scratch, n_metrics);
+            } else {
+                add(opens, &cfg.windows, t_ms, ordinal, samples, n_metrics);
+            }
         }
         for (r, rollup) in cfg.rollups.iter().enumerate() {
             self.scratch.clear();

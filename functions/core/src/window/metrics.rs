@@ -3,13 +3,51 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stream::{MetricSource, Record, StreamDef, Value};
+use super::sketch::stable_hash;
+use crate::stream::{Aggregate, MetricSource, Record, StreamDef, Value};
 
 /// One metric's value in one event; `weight` feeds the weighted average (quantity for VWAP).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub value: f64,
     pub weight: f64,
+    /// Which sketches the metric keeps ([`Sample::QUANTILES`], [`Sample::DISTINCT`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sketches: u8,
+    /// [`stable_hash`] of the value's text, for the distinct count.
+    #[serde(default, skip_serializing_if = "is_zero_hash")]
+    pub hash: u64,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+fn is_zero_hash(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Sample {
+    pub const QUANTILES: u8 = 1;
+    pub const DISTINCT: u8 = 2;
+
+    /// A plain sample: no sketches.
+    pub fn new(value: f64, weight: f64) -> Self {
+        Self {
+            value,
+            weight,
+            sketches: 0,
+            hash: 0,
+        }
+    }
+
+    pub fn wants_quantiles(&self) -> bool {
+        self.sketches & Self::QUANTILES != 0
+    }
+
+    pub fn wants_distinct(&self) -> bool {
+        self.sketches & Self::DISTINCT != 0
+    }
 }
 
 /// One entry per metric of the stream; `None` where the event does not contribute.
@@ -37,6 +75,35 @@ pub fn samples(def: &StreamDef, record: &Record, out: &mut Samples) {
         let weight = m
             .weight
             .map_or(1.0, |w| record.values[w].as_f64().unwrap_or(0.0));
-        Some(Sample { value, weight })
+        let mut sketches = 0;
+        if m.aggregates.iter().any(|a| a.is_percentile()) {
+            sketches |= Sample::QUANTILES;
+        }
+        let mut hash = 0;
+        if m.aggregates.contains(&Aggregate::Distinct) {
+            sketches |= Sample::DISTINCT;
+            hash = match m.source {
+                MetricSource::Constant(v) => stable_hash(&v.to_le_bytes()),
+                MetricSource::Field(i) => value_hash(def, record, i),
+            };
+        }
+        Some(Sample {
+            value,
+            weight,
+            sketches,
+            hash,
+        })
     }));
+}
+
+/// The hash a distinct count sees of field `i`: of its text for strings and enumerations, of
+/// its bits for numbers, so `1` and `1.0` of a double field are one value.
+pub fn value_hash(def: &StreamDef, record: &Record, i: usize) -> u64 {
+    match &record.values[i] {
+        Value::Double(v) => stable_hash(&v.to_bits().to_le_bytes()),
+        Value::Long(v) => stable_hash(&(*v as f64).to_bits().to_le_bytes()),
+        Value::Time(v) => stable_hash(&v.to_le_bytes()),
+        Value::Bool(b) => stable_hash(&[u8::from(*b)]),
+        v => stable_hash(v.as_str(def, i).unwrap_or_default().as_bytes()),
+    }
 }

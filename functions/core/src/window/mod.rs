@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`assign`]: pure bin math (epoch-aligned starts, session joins).
 //! - [`accumulator`]: mergeable count/sum/min/max/avg/stddev/first/last/weighted-avg.
+//! - [`sketch`]: mergeable percentiles (DDSketch) and distinct counts (HyperLogLog).
 //! - [`metrics`]: which numbers an event contributes to its windows (from its definition).
 //! - [`engine`]: open windows, the watermark and late events.
 //! - [`state`]: the serializable snapshot, per stream and window definition.
@@ -21,6 +22,7 @@ pub mod accumulator;
 pub mod assign;
 pub mod engine;
 pub mod metrics;
+pub mod sketch;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -163,6 +165,9 @@ pub struct MetricShape {
     pub name: String,
     /// Whether its weighted average is meaningful (price weighted by quantity = VWAP).
     pub weighted: bool,
+    /// Only rollups see it (a rollup's distinct count of a field).
+    #[serde(default)]
+    pub rollup_only: bool,
 }
 
 /// A stream-wide series fed by every event of the stream, for some of its metrics.

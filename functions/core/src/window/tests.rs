@@ -19,14 +19,8 @@ struct Event {
 
 fn push(engine: &mut WindowEngine, e: &Event) -> Placement {
     let samples = [
-        Some(Sample {
-            value: e.price,
-            weight: e.quantity as f64,
-        }),
-        Some(Sample {
-            value: e.quantity as f64,
-            weight: 1.0,
-        }),
+        Some(Sample::new(e.price, e.quantity as f64)),
+        Some(Sample::new(e.quantity as f64, 1.0)),
     ];
     engine.push(0, &e.key, e.event_time_ms, &samples)
 }
@@ -77,10 +71,12 @@ fn config(spec: WindowSpec, lateness: i64) -> EngineConfig {
                 MetricShape {
                     name: "price".into(),
                     weighted: true,
+                    rollup_only: false,
                 },
                 MetricShape {
                     name: "quantity".into(),
                     weighted: false,
+                    rollup_only: false,
                 },
             ],
             rollups: vec![],

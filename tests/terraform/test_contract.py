@@ -9,7 +9,11 @@ what the Rust side relies on:
     kusto/tables.kql equal what `sluice schema` prints);
 (d) the Athena named queries are byte-identical copies of functions/cli/queries/*.sql;
 (e) the SLUICE_* environment each function gets equals what its code reads;
-(f) each function role allows the actions its code needs, with no "*" action.
+(f) each function role allows the actions its code needs, with no "*" action;
+(g) the stream definitions (streams/*.toml) are uploaded to the lake, every function gets
+    SLUICE_STREAMS_PREFIX (where they are) and SLUICE_STREAMS_DIGEST (a hash of their contents),
+    may read that prefix and is deployed after the objects, and the Glue scenario projection
+    lists the streams of glue_tables.json instead of a typed-in list.
 
 Point SLUICE_REPO_ROOT at another checkout (e.g. a deliberately broken copy) to test that one.
 """
@@ -87,19 +91,37 @@ REQUIRED_ACTIONS: dict[str, set[str]] = {
     },
 }
 
+# Key prefix of the stream definitions in the lake (SLUICE_STREAMS_PREFIX); every function reads
+# them at cold start (infra/src/streams.rs).
+STREAMS_PREFIX = "streams/"
+
 # Lake prefixes each function must be able to use, with the actions on each.
 REQUIRED_S3: dict[str, dict[str, set[str]]] = {
-    "generate": {"state/generate/*": {"s3:GetObject", "s3:PutObject"}, "truth/*": {"s3:GetObject", "s3:PutObject"}},
-    "fetch": {"quarantine/fetch/*": {"s3:PutObject"}},
+    "generate": {
+        "state/generate/*": {"s3:GetObject", "s3:PutObject"},
+        "truth/*": {"s3:GetObject", "s3:PutObject"},
+        STREAMS_PREFIX + "*": {"s3:GetObject"},
+    },
+    "fetch": {"quarantine/fetch/*": {"s3:PutObject"}, STREAMS_PREFIX + "*": {"s3:GetObject"}},
     "aggregate": {
-        p: {"s3:GetObject", "s3:PutObject"}
-        for p in ("raw/*", "windows/*", "anomalies/*", "late/*", "quarantine/*", "state/aggregate/*")
+        **{
+            p: {"s3:GetObject", "s3:PutObject"}
+            for p in ("raw/*", "windows/*", "anomalies/*", "late/*", "quarantine/*", "state/aggregate/*")
+        },
+        STREAMS_PREFIX + "*": {"s3:GetObject"},
     },
     "alert": {
         "windows/*": {"s3:GetObject"},
         "anomalies/*": {"s3:GetObject"},
         "state/alert/*": {"s3:GetObject", "s3:PutObject"},
+        STREAMS_PREFIX + "*": {"s3:GetObject"},
     },
+}
+
+# Set by Terraform on purpose although no code reads them, with the reason.
+SET_NOT_READ = {
+    "SLUICE_STREAMS_DIGEST": "changes the function configuration when a stream definition changes, "
+    "so that warm instances holding the old definitions are replaced",
 }
 
 # Actions that have no resource-level permissions and so may (only) use Resource "*".
@@ -217,10 +239,7 @@ def test_c_glue_tables_from_json(repo: Repo, aws: Module):
         assert all({"name", "type", "comment"} <= set(c) for c in table["columns"]), f"{name}: column without name/type/comment"
 
     # The local that decodes the file...
-    decoding = [
-        k for k, v in aws.locals.items()
-        if re.search(r"jsondecode\(\s*file\([^)]*glue_tables\.json\"?\s*\)\s*\)", str(v))
-    ]
+    decoding = glue_decoding_locals(aws)
     assert decoding, "no local reads jsondecode(file(\".../glue_tables.json\"))"
 
     # ...drives one table per entry, with columns and partitions taken from the entry.
@@ -244,6 +263,57 @@ def test_c_glue_tables_from_json(repo: Repo, aws: Module):
         params = aws.expand_locals(body.get("parameters"))
         for key in ("projection.enabled", "projection.dt.type", "projection.hour.type", "storage.location.template"):
             assert key in params, f"partition projection parameter {key} missing"
+
+
+def glue_decoding_locals(aws: Module) -> list[str]:
+    return [
+        k for k, v in aws.locals.items()
+        if re.search(r"jsondecode\(\s*file\([^)]*glue_tables\.json\"?\s*\)\s*\)", str(v))
+    ]
+
+
+def test_c_glue_tables_file_is_a_variable(aws: Module):
+    """`sluice schema --format glue --streams DIR` output can replace the shipped file."""
+    var = aws.variables.get("glue_tables_json")
+    assert var is not None, "no variable glue_tables_json (path of a `sluice schema --format glue` output)"
+    assert var.get("default", "missing") is None, "glue_tables_json must default to null (the module's own glue_tables.json)"
+    decoding = glue_decoding_locals(aws)
+    assert any(
+        re.search(
+            r"jsondecode\(\s*file\(\s*coalesce\(\s*var\.glue_tables_json\s*,\s*\"\$\{path\.module\}/glue_tables\.json\"\s*\)\s*\)\s*\)",
+            str(aws.locals[k]),
+        )
+        for k in decoding
+    ), "the Glue tables must be read from var.glue_tables_json, falling back to ${path.module}/glue_tables.json"
+
+
+def test_c_scenario_projection_comes_from_the_raw_tables(aws: Module):
+    """The scenario partition's enum is the streams (raw tables, prefix raw/scenario=<stream>) of
+    the decoded file plus "unknown", not a typed-in list that misses the user's own streams."""
+    found = [  # in locals (merged into the table parameters) ...
+        (f"local.{k}", v["projection.scenario.values"]) for k, v in aws.locals.items()
+        if isinstance(v, dict) and "projection.scenario.values" in v
+    ]
+    for name, body in aws.resources.get("aws_glue_catalog_table", {}).items():  # ... or in a table
+        params = body.get("parameters")
+        if isinstance(params, dict) and "projection.scenario.values" in params:
+            found.append((f"aws_glue_catalog_table.{name}", params["projection.scenario.values"]))
+        elif isinstance(params, str):  # a map literal inside merge(...): catch typed-in values
+            found += [
+                (f"aws_glue_catalog_table.{name}", v)
+                for v in re.findall(r'"projection\.scenario\.values"\s*=\s*"([^"$]*)"', params)
+            ]
+    assert found, "no projection.scenario.values (enum of the scenario partition)"
+    decoding = glue_decoding_locals(aws)
+    for where, value in found:
+        value = str(value)
+        assert "${" in value, f"{where}: projection.scenario.values is the literal {value!r}; derive it from the Glue tables file"
+        expanded = aws.expand_locals(value, depth=5)
+        assert any(f"<{k}>" in expanded for k in decoding), f"{where}: projection.scenario.values does not use the decoded Glue tables file"
+        assert "raw/scenario=" in expanded and ".prefix" in expanded, (
+            f"{where}: projection.scenario.values must select the raw tables (prefix raw/scenario=<stream>)"
+        )
+        assert "unknown" in expanded, f"{where}: projection.scenario.values lost \"unknown\" (quarantined records of no stream)"
 
 
 def _schema_output(fmt: str) -> bytes:
@@ -342,7 +412,7 @@ def test_e_environment_matches_code(repo: Repo, aws: Module, fn: str):
     required, read = code_env_names(repo, fn)
     assert required or read, f"{fn}: main.rs exists but no required_env/optional_env(\"SLUICE_...\") call was found"
     missing = required - set_by_tf
-    unread = set_by_tf - read
+    unread = set_by_tf - read - set(SET_NOT_READ)
     assert not missing, f"{fn}: the code requires {sorted(missing)} but Terraform does not set them"
     assert not unread, f"{fn}: Terraform sets {sorted(unread)} but the code never reads them"
 
@@ -378,7 +448,12 @@ def test_f_role_has_required_actions(aws: Module, fn: str):
     assert not missing, f"{fn}: role lacks {sorted(missing)}"
 
     for prefix, needed in REQUIRED_S3[fn].items():
-        granted = {a for s in statements if any(r.endswith("/" + prefix) for r in s.resources) for a in s.actions}
+        granted = {
+            a
+            for s in statements
+            if any(aws.substitute_string_locals(r).endswith("/" + prefix) for r in s.resources)
+            for a in s.actions
+        }
         assert needed <= granted, f"{fn}: role lacks {sorted(needed - granted)} on <lake>/{prefix}"
 
 
@@ -396,6 +471,141 @@ def test_f_sdk_calls_are_allowed(repo: Repo, aws: Module):
                 for action in sorted(needed - actions):
                     problems.append(f"{fn} uses {path.relative_to(repo.root)} which calls the SDK for {action}")
     assert not problems, "role lacks actions the code needs:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------
+# (g) stream definitions
+# ---------------------------------------------------------------------------------------
+
+TOML_FILESET = re.compile(r'fileset\(\s*([^,()]+?)\s*,\s*\\?"\*\.toml\\?"\s*\)')
+
+
+def stream_objects(aws: Module) -> dict[str, dict]:
+    """The aws_s3_object resources whose for_each is fileset(<dir>, "*.toml")."""
+    return {
+        name: body
+        for name, body in aws.resources.get("aws_s3_object", {}).items()
+        if TOML_FILESET.search(aws.expand_locals(str(body.get("for_each", ""))))
+    }
+
+
+def streams_fileset_dir(aws: Module, expr) -> str:
+    """The directory argument of the fileset(<dir>, "*.toml") in expr (locals followed)."""
+    m = TOML_FILESET.search(aws.expand_locals(expr if isinstance(expr, str) else json.dumps(expr), depth=5))
+    assert m, f'no fileset(<dir>, "*.toml") in {expr!r}'
+    return m.group(1)
+
+
+def env_assignments(aws: Module, fn: str, name: str) -> list[str]:
+    """Every expression assigned to the environment variable `name` of fn's Lambda, through the
+    locals its environment refers to, with plain string locals substituted."""
+    body = lambda_functions(aws)[fn]
+    env = blocks(body.get("environment"))
+    assert env, f"{fn}: aws_lambda_function has no environment block"
+    expr = env[0]["variables"]
+    m = re.fullmatch(r"\$\{local\.(\w+)\[each\.key\]\}", str(expr))
+    todo = [aws.locals[m.group(1)][fn]] if m else [expr]
+    seen: set[str] = set()
+    found: list[str] = []
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            if name in value:
+                found.append(str(value[name]))
+            text = json.dumps(value)
+        else:  # an expression such as merge({ NAME = "..." }, local.x)
+            text = str(value)
+            found += [v.strip('"') for v in re.findall(rf'\b{name}\s*=\s*("[^"]*"|[^,}}\s]+)', text)]
+        for ref in re.findall(r"\blocal\.(\w+)", text):
+            if ref in aws.locals and ref not in seen:
+                seen.add(ref)
+                todo.append(aws.locals[ref])
+    return [aws.substitute_string_locals(v) for v in found]
+
+
+def test_g_stream_definitions_are_uploaded(repo: Repo, aws: Module):
+    objects = stream_objects(aws)
+    assert len(objects) == 1, (
+        f'expected one aws_s3_object with for_each = fileset(<streams dir>, "*.toml"), found {sorted(objects)}'
+    )
+    name, body = next(iter(objects.items()))
+    where = f"aws_s3_object.{name}"
+    assert str(body.get("bucket")).startswith("${aws_s3_bucket.this."), f"{where}: must go into the lake bucket"
+    key = aws.substitute_string_locals(str(body.get("key")))
+    assert key in {STREAMS_PREFIX + "${each.value}", STREAMS_PREFIX + "${each.key}"}, (
+        f"{where}: key = {body.get('key')!r}, expected {STREAMS_PREFIX}<file name>"
+    )
+    assert re.fullmatch(r"\$\{file\(.*/\$\{each\.(key|value)\}\"?\)\}", str(body.get("content"))), (
+        f"{where}: content must be file(<dir>/<file name>) unchanged"
+    )
+    assert body.get("content_type") == "application/toml", f"{where}: content_type must be application/toml"
+    assert "aws_kms_key.this" in str(body.get("kms_key_id")), f"{where}: must be encrypted with the project key"
+    change = str(body.get("source_hash", "")) + str(body.get("etag", ""))
+    assert re.search(r"file(md5|sha256)\(.*each\.(key|value)", change), (
+        f"{where}: source_hash (or etag) must hash the file, so that an edit uploads it again"
+    )
+
+    # The directory: var.streams_dir, by default the repository's streams/ (the shipped definitions).
+    directory = aws.expand_locals(str(body.get("for_each")), depth=5)
+    assert "var.streams_dir" in directory, f"{where}: the directory must be var.streams_dir when set"
+    m = re.search(r"\$\{path\.module\}/([^\"\\]+)", directory)
+    assert m, f"{where}: no default directory relative to ${{path.module}}"
+    default = (repo.aws / m.group(1)).resolve()
+    assert default == (repo.root / "streams").resolve(), f"{where}: default directory {default} is not the repository's streams/"
+    assert sorted(default.glob("*.toml")), f"no stream definitions in {default}"
+
+
+@pytest.mark.parametrize("fn", ["generate", "fetch", "aggregate", "alert"])
+def test_g_functions_get_streams_prefix_and_digest(aws: Module, fn: str):
+    names = terraform_env_names(aws, fn)
+    missing = {"SLUICE_STREAMS_PREFIX", "SLUICE_STREAMS_DIGEST"} - names
+    assert not missing, f"{fn}: environment lacks {sorted(missing)}"
+
+    prefixes = env_assignments(aws, fn, "SLUICE_STREAMS_PREFIX")
+    assert prefixes and all(p == STREAMS_PREFIX for p in prefixes), (
+        f"{fn}: SLUICE_STREAMS_PREFIX = {prefixes}, expected {STREAMS_PREFIX!r} (the key prefix of the uploaded definitions)"
+    )
+
+    # The digest hashes the contents of the same files that are uploaded, so that editing one
+    # changes the configuration (and replaces warm instances).
+    digests = env_assignments(aws, fn, "SLUICE_STREAMS_DIGEST")
+    assert digests, f"{fn}: SLUICE_STREAMS_DIGEST is not assigned"
+    uploaded = {streams_fileset_dir(aws, b.get("for_each")) for b in stream_objects(aws).values()}
+    for digest in digests:
+        text = aws.expand_locals(digest, depth=5)
+        assert re.search(r"filesha256\(|sha256\(\s*file\(", text), (
+            f"{fn}: SLUICE_STREAMS_DIGEST = {digest!r} does not hash the definitions' contents (filesha256)"
+        )
+        assert streams_fileset_dir(aws, digest) in uploaded, (
+            f"{fn}: SLUICE_STREAMS_DIGEST does not hash the files of the uploaded directory"
+        )
+
+
+def test_g_functions_deploy_after_the_definitions(aws: Module):
+    objects = stream_objects(aws)
+    assert objects, "no aws_s3_object uploads the stream definitions"
+    for fn, body in lambda_functions(aws).items():
+        deps = " ".join(str(d) for d in body.get("depends_on", []))
+        for name in objects:
+            assert re.search(rf"\baws_s3_object\.{name}\b", deps), (
+                f"{fn}: depends_on lacks aws_s3_object.{name} (a cold start could find no definitions)"
+            )
+
+
+@pytest.mark.parametrize("fn", ["generate", "fetch", "aggregate", "alert"])
+def test_g_role_may_list_the_definitions(aws: Module, fn: str):
+    """s3:ListBucket on the lake, limited by s3:prefix to the definitions (GetObject on
+    streams/* is in REQUIRED_S3)."""
+    listing = [
+        s for s in role_statements(aws, fn)
+        if s.effect == "Allow" and not s.conditional and "s3:ListBucket" in s.actions
+        and {aws.substitute_string_locals(p) for p in s.prefixes} & {STREAMS_PREFIX, STREAMS_PREFIX + "*"}
+    ]
+    assert listing, f"{fn}: no s3:ListBucket with an s3:prefix condition on {STREAMS_PREFIX}*"
+    for s in listing:
+        assert all(r in {"${local.lake_arn}", "${aws_s3_bucket.this.arn}"} for r in s.resources), (
+            f"{fn}: statement {s.sid or s.doc} lists {s.resources}, expected the lake bucket"
+        )
 
 
 # ---------------------------------------------------------------------------------------

@@ -136,14 +136,30 @@ class Module:
     def expand_locals(self, value: Any, depth: int = 3) -> str:
         """The value as text, with `local.X` references replaced by X's text (a few levels)."""
         text = json.dumps(value) if not isinstance(value, str) else value
+        seen: set[str] = set()
         for _ in range(depth):
             refs = set(re.findall(r"\blocal\.(\w+)", text))
             if not refs:
                 break
-            for name in refs:
+            # Mark the references found so far, then append the referenced values unmarked so
+            # that the next level follows the locals they refer to.
+            text = re.sub(r"\blocal\.(\w+)", r"<\1>", text)
+            for name in sorted(refs - seen):
                 if name in self.locals:
                     text += "\n" + json.dumps(self.locals[name])
-            text = re.sub(r"\blocal\.(\w+)", r"<\1>", text)
+            seen |= refs
+        return text
+
+    def substitute_string_locals(self, text: str, depth: int = 3) -> str:
+        """text with each `${local.X}` replaced by X's value when X is a plain string literal
+        (e.g. "${local.streams_prefix}*" -> "streams/*"); other references stay as they are."""
+
+        def value(m: re.Match) -> str:
+            v = self.locals.get(m.group(1))
+            return v if isinstance(v, str) and "${" not in v else m.group(0)
+
+        for _ in range(depth):
+            text = re.sub(r"\$\{local\.(\w+)\}", value, text)
         return text
 
 
@@ -177,6 +193,7 @@ class Statement:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     conditional: bool  # from a dynamic block: present only for some variable values
+    prefixes: tuple[str, ...] = ()  # values of its conditions on s3:prefix
 
 
 def policy_statements(module: Module, doc_name: str, seen: set[str] | None = None) -> list[Statement]:
@@ -200,6 +217,12 @@ def policy_statements(module: Module, doc_name: str, seen: set[str] | None = Non
                 actions=tuple(strings(st.get("actions"))),
                 resources=tuple(strings(st.get("resources"))),
                 conditional=conditional,
+                prefixes=tuple(
+                    v
+                    for c in blocks(st.get("condition"))
+                    if c.get("variable") == "s3:prefix"
+                    for v in strings(c.get("values"))
+                ),
             )
         )
 
@@ -243,6 +266,7 @@ SDK_ACTIONS = {
     ".put_records(": "kinesis:PutRecords",
     ".get_object(": "s3:GetObject",
     ".put_object(": "s3:PutObject",
+    ".list_objects_v2(": "s3:ListBucket",
     ".publish(": "sns:Publish",
     ".get_secret_value(": "secretsmanager:GetSecretValue",
 }

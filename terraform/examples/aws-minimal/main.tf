@@ -25,6 +25,12 @@ module "sluice" {
   generate_rate      = var.generate_rate
   generate_scenarios = var.generate_scenarios
 
+  # Stream definitions: by default the repository's streams/*.toml. For your own, point
+  # streams_dir at their directory and glue_tables_json at the output of
+  # `sluice schema --format glue --streams <dir>` (modules/aws/README.md, "Stream definitions").
+  # streams_dir      = abspath("${path.root}/streams")
+  # glue_tables_json = abspath("${path.root}/glue_tables.json")
+
   alert_emails              = var.alert_emails
   alert_email_filter_policy = var.alert_email_filter_policy
 

@@ -2,13 +2,29 @@
 # `sluice schema --format glue`; that file is the single source of truth for table names,
 # prefixes, partition columns and columns. Never retype columns here:
 # tests/terraform/test_contract.py fails if this file stops reading it or if it drifts from
-# the binary's output.
+# the binary's output. With your own stream definitions (streams_dir), generate the file with
+# `sluice schema --format glue --streams DIR` and pass its path as glue_tables_json.
 #
 # Tables use partition projection, so no crawler and no MSCK REPAIR: Athena computes the
 # partitions from the parameters below. Parquet timestamps are timestamp(ms, UTC).
 
 locals {
-  glue_tables = jsondecode(file("${path.module}/glue_tables.json"))
+  glue_tables = jsondecode(file(coalesce(var.glue_tables_json, "${path.module}/glue_tables.json")))
+
+  # One raw table per stream, named after it, under raw/scenario=<stream>: the streams are the
+  # values of the scenario partition of the shared tables, plus "unknown" (quarantined records
+  # whose stream could not be read; a reserved stream name).
+  raw_streams = [for name, table in local.glue_tables : name if startswith(table.prefix, "raw/scenario=")]
+
+  # Order only: the shipped streams keep their earlier position, so the shipped glue_tables.json
+  # gives the same projection.scenario.values as before (no in-place table update on apply);
+  # other streams follow in name order. Membership comes from raw_streams alone.
+  shipped_stream_order = ["trades", "telemetry", "clickstream"]
+  scenario_values = concat(
+    [for s in local.shipped_stream_order : s if contains(local.raw_streams, s)],
+    [for s in local.raw_streams : s if !contains(local.shipped_stream_order, s)],
+    ["unknown"],
+  )
 
   # Every lake prefix is scenario=S/dt=YYYY-MM-DD/hour=HH/ (the raw tables already carry their
   # scenario in their prefix).
@@ -26,7 +42,7 @@ locals {
 
   projection_scenario = {
     "projection.scenario.type"   = "enum"
-    "projection.scenario.values" = "trades,telemetry,clickstream,unknown"
+    "projection.scenario.values" = join(",", local.scenario_values)
   }
 }
 

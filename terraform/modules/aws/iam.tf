@@ -4,7 +4,8 @@
 #
 # Why s3:ListBucket (limited by s3:prefix to the function's state prefix): without it S3
 # answers GetObject on a missing key with 403 instead of 404, and the handlers treat "no
-# state yet" (404) as a normal first run.
+# state yet" (404) as a normal first run. Every function also lists streams/ (the stream
+# definitions it reads at cold start), limited the same way.
 
 locals {
   lake_arn = aws_s3_bucket.this.arn
@@ -44,7 +45,8 @@ resource "aws_iam_role_policy" "this" {
 }
 
 ################################################################################
-# Shared by every function: its own log group, the project key, the DLQ, X-Ray
+# Shared by every function: its own log group, the project key, the stream definitions, the
+# DLQ, X-Ray
 ################################################################################
 
 data "aws_iam_policy_document" "common" {
@@ -63,6 +65,26 @@ data "aws_iam_policy_document" "common" {
     effect    = "Allow"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
+  }
+
+  # Stream definitions, read at cold start (streams.tf): list the prefix, read each object.
+  statement {
+    sid       = "StreamDefinitions"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_arn}/${local.streams_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListStreamDefinitions"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.streams_prefix}*"]
+    }
   }
 
   # Failed async invocations (dead_letter_config) are sent with the function's own role.

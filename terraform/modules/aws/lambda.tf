@@ -11,6 +11,14 @@ locals {
     SLUICE_EVENTHUBS_SECRET_ARN = try(aws_secretsmanager_secret.this["eventhubs"].arn, "")
   } : {}
 
+  # Every function builds its streams from the definitions under this prefix (streams.tf). The
+  # digest is not read: it changes the configuration when a definition changes, which replaces
+  # warm instances that still hold the old definitions.
+  streams_env = {
+    SLUICE_STREAMS_PREFIX = local.streams_prefix
+    SLUICE_STREAMS_DIGEST = local.streams_digest
+  }
+
   lambda_env = {
     generate = merge({
       SLUICE_BUCKET      = aws_s3_bucket.this.id
@@ -20,7 +28,7 @@ locals {
       SLUICE_SCENARIOS   = join(",", var.generate_scenarios)
       SLUICE_RATE        = tostring(var.generate_rate)
       SLUICE_SEED        = tostring(var.generate_seed)
-    }, local.eventhubs_env)
+    }, local.streams_env, local.eventhubs_env)
 
     fetch = merge({
       SLUICE_BUCKET            = aws_s3_bucket.this.id
@@ -31,21 +39,21 @@ locals {
       SLUICE_FETCH_SECRET_ARN  = aws_secretsmanager_secret.this["fetch"].arn
       SLUICE_FETCH_AUTH_HEADER = var.fetch_auth_header
       SLUICE_FETCH_MAPPING     = var.fetch_mapping
-    }, local.eventhubs_env)
+    }, local.streams_env, local.eventhubs_env)
 
-    aggregate = {
+    aggregate = merge({
       SLUICE_BUCKET   = aws_s3_bucket.this.id
       SLUICE_LOG      = var.log_level
       SLUICE_LATENESS = var.aggregate_lateness
       SLUICE_WINDOWS  = var.aggregate_extra_windows
-    }
+    }, local.streams_env)
 
-    alert = {
+    alert = merge({
       SLUICE_BUCKET    = aws_s3_bucket.this.id
       SLUICE_LOG       = var.log_level
       SLUICE_TOPIC_ARN = aws_sns_topic.this.arn
       SLUICE_RULES_KEY = var.alert_rules_key
-    }
+    }, local.streams_env)
   }
 }
 
@@ -110,9 +118,19 @@ resource "aws_lambda_function" "this" {
 
   tags = local.tags
 
+  lifecycle {
+    # With no definition under SLUICE_STREAMS_PREFIX every cold start would fail.
+    precondition {
+      condition     = length(local.stream_files) > 0
+      error_message = "streams_dir (${local.streams_dir}) holds no *.toml stream definition."
+    }
+  }
+
+  # The definitions must be in the bucket before a cold start lists them.
   depends_on = [
     aws_iam_role_policy.this,
     aws_cloudwatch_log_group.this,
+    aws_s3_object.streams,
   ]
 }
 

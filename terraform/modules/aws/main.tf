@@ -5,6 +5,7 @@
 #   kms.tf      the project's customer-managed key and its key policy
 #   s3.tf       lake bucket (+ access-log bucket), lifecycle, notifications to `alert`
 #   kinesis.tf  the stream
+#   streams.tf  stream definitions (streams_dir/*.toml) uploaded to streams/ in the lake, digest
 #   lambda.tf   the four functions, their log groups, environment, triggers (ESM, schedules)
 #   iam.tf      one least-privilege role per function, plus the scheduler's role
 #   secrets.tf  Secrets Manager secrets whose values are set outside Terraform

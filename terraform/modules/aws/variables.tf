@@ -117,6 +117,16 @@ variable "log_retention_days" {
 }
 
 ################################################################################
+# Stream definitions
+################################################################################
+
+variable "streams_dir" {
+  description = "Directory of stream definition files: every *.toml in it is uploaded to the lake bucket under streams/ and read by every function at cold start (SLUICE_STREAMS_PREFIX). null uses the repository's streams/ (the shipped trades, telemetry and clickstream). Generate the matching Glue tables with `sluice schema --format glue --streams DIR` and pass that file as glue_tables_json."
+  type        = string
+  default     = null
+}
+
+################################################################################
 # Producers: generate and fetch
 ################################################################################
 
@@ -349,6 +359,12 @@ variable "athena_results_expiration_days" {
   description = "Days after which Athena query results under athena-results/ expire."
   type        = number
   default     = 7
+}
+
+variable "glue_tables_json" {
+  description = "Path of the Glue table definitions, the output of `sluice schema --format glue` (add `--streams DIR` for your own stream definitions). null uses the module's glue_tables.json (the shipped streams)."
+  type        = string
+  default     = null
 }
 
 variable "projection_start_date" {

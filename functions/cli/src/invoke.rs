@@ -117,12 +117,15 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             };
             let text = std::fs::read_to_string(mapping)
                 .with_context(|| format!("reading {}", mapping.display()))?;
+            let parsed: sluice_fetch::Mapping =
+                toml::from_str(&text).with_context(|| format!("mapping {}", mapping.display()))?;
+            let mapper = sluice_fetch::Mapper::new(&parsed, args.streams.load()?)
+                .with_context(|| format!("mapping {}", mapping.display()))?;
             let deps = sluice_fetch::Deps {
                 source: Arc::new(FileSource(response.clone())),
                 sink: Arc::new(local::open_stream(&args.lake, args.shards)?),
                 store,
-                mapping: toml::from_str(&text)
-                    .with_context(|| format!("mapping {}", mapping.display()))?,
+                mapper,
                 metrics,
             };
             serde_json::to_value(sluice_fetch::handle(payload(&args.event)?, &deps).await?)?

@@ -7,6 +7,7 @@
 //! | `SLUICE_FETCH_SECRET_ARN` | Secrets Manager secret holding the API key (required) |
 //! | `SLUICE_FETCH_AUTH_HEADER` | header the key is sent in (default `Authorization`) |
 //! | `SLUICE_FETCH_MAPPING` | the response → event mapping, TOML (required) |
+//! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions in the bucket; built-in when unset |
 //! | `SLUICE_SINK`, `SLUICE_STREAM_NAME`, … | the stream, as for generate |
 
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
 use sluice_infra::secret::{SecretSource, SecretsManagerSource};
 use sluice_infra::sink::sink_from_env;
-use sluice_infra::store::S3Store;
+use sluice_infra::store::{ObjectStore, S3Store};
+use sluice_infra::streams;
 
 use crate::http::{HttpApiSource, HttpPolicy};
-use crate::{Deps, HandlerError, Mapping};
+use crate::{Deps, HandlerError, Mapper, Mapping};
 
 impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {
@@ -30,6 +32,15 @@ impl Deps {
         let mapping: Mapping = toml::from_str(&mapping_text)
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e.message()))?;
         let config = aws_config().await;
+        let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
+        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
+            .await
+            .map_err(|e| {
+                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+            })?;
+        let mapper = Mapper::new(&mapping, streams)
+            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e))?;
         // Read once per cold start; the value never reaches a log line.
         let key = SecretsManagerSource::new(&config)
             .get(&secret_arn)
@@ -40,8 +51,8 @@ impl Deps {
         Ok(Deps {
             source: Arc::new(source),
             sink: sink_from_env(&config).await?,
-            store: Arc::new(S3Store::new(&config, bucket)),
-            mapping,
+            store,
+            mapper,
             metrics: Default::default(),
         })
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use sluice_fetch::http::{HttpApiSource, HttpPolicy};
-use sluice_fetch::{ApiSource, Deps, FetchError, HandlerError, Mapping, handle};
+use sluice_fetch::{ApiSource, Deps, FetchError, HandlerError, Mapper, Mapping, handle};
 use sluice_infra::metrics::Metrics;
 use sluice_infra::secret::Secret;
 use sluice_infra::sink::LocalStreamLog;
@@ -20,8 +20,9 @@ const GOOD: &str = r#"{"data":[
   {"id":"a3","ts":1795496402000,"ticker":"TSLA","p":-5,"q":1}
 ]}"#;
 
-fn mapping() -> Mapping {
-    toml::from_str(include_str!("fixtures/trades-mapping.toml")).unwrap()
+fn mapper() -> Mapper {
+    let mapping: Mapping = toml::from_str(include_str!("fixtures/trades-mapping.toml")).unwrap();
+    Mapper::new(&mapping, sluice_core::stream::StreamSet::builtin()).unwrap()
 }
 
 fn policy() -> HttpPolicy {
@@ -127,7 +128,7 @@ fn deps(server: &MockServer, dir: &std::path::Path) -> Deps {
         source: Arc::new(source(server)),
         sink: Arc::new(LocalStreamLog::open(dir.join("stream"), 1).unwrap()),
         store: Arc::new(LocalDirStore::new(dir.join("lake"))),
-        mapping: mapping(),
+        mapper: mapper(),
         metrics: Arc::new(Metrics::default()),
     }
 }
@@ -147,11 +148,11 @@ async fn handler_sends_mapped_events_and_quarantines_bad_items() {
     let log = LocalStreamLog::open(dir.path().join("stream"), 1).unwrap();
     let records = log.read(0, 0, 10).unwrap();
     assert_eq!(records.len(), 2);
-    assert!(
-        records
-            .iter()
-            .all(|r| sluice_core::event::decode(&r.data, None).is_ok())
-    );
+    assert!(records.iter().all(|r| {
+        sluice_core::stream::Decoder::new(sluice_core::stream::StreamSet::builtin())
+            .decode(&r.data, None)
+            .is_ok()
+    }));
     let store = LocalDirStore::new(dir.path().join("lake"));
     let kept = store
         .get(response.quarantined_at.as_deref().unwrap())
@@ -166,7 +167,7 @@ async fn handler_sends_mapped_events_and_quarantines_bad_items() {
         line["reason"]
             .as_str()
             .unwrap()
-            .contains("`price`: -5 must be positive"),
+            .contains("price (from /p = -5): field `price`: -5 must be greater than 0"),
         "{text}"
     );
 }

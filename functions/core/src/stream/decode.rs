@@ -72,6 +72,16 @@ impl DecodeError {
             DecodeError::Invalid { .. } => "invalid_value",
         }
     }
+
+    /// The definition field the error is about, when it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DecodeError::WrongType { field, .. }
+            | DecodeError::Invalid { field, .. }
+            | DecodeError::Missing(field) => Some(field),
+            _ => None,
+        }
+    }
 }
 
 /// A record that did not decode: the stream it routed to, when that much was readable (its

@@ -35,7 +35,7 @@ fn evaluate(c: &mut Criterion) {
     // Read back from Parquet, as the alert function gets it.
     let batches =
         lake::decode_parquet(lake::encode_parquet(&batch).expect("encode")).expect("decode");
-    let rules = load_rules(None).expect("default rules");
+    let rules = load_rules(None, config.streams()).expect("default rules");
     let mut group = c.benchmark_group("alert");
     group.throughput(Throughput::Elements(batch.num_rows() as u64));
     eprintln!(

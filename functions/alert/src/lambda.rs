@@ -5,12 +5,14 @@
 //! | `SLUICE_BUCKET` | lake bucket: objects to evaluate, cooldown state, the rules file (required) |
 //! | `SLUICE_TOPIC_ARN` | SNS topic alerts are published to (required) |
 //! | `SLUICE_RULES_KEY` | key of a rules TOML in the bucket; the built-in rules when unset |
+//! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions rules are checked against; built-in when unset |
 
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
 use sluice_infra::notify::SnsNotifier;
 use sluice_infra::store::{ObjectStore, S3Store};
+use sluice_infra::streams;
 
 use crate::{Deps, HandlerError, STATE_KEY, load_rules};
 
@@ -20,8 +22,14 @@ impl Deps {
         let topic = required_env("SLUICE_TOPIC_ARN")?;
         let config = aws_config().await;
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
+        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
+            .await
+            .map_err(|e| {
+                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+            })?;
         let rules = match optional_env("SLUICE_RULES_KEY") {
-            None => load_rules(None),
+            None => load_rules(None, &streams),
             Some(key) => {
                 let object = store
                     .get(&key)
@@ -35,7 +43,7 @@ impl Deps {
                         )
                     })?;
                 let text = String::from_utf8_lossy(&object.body).into_owned();
-                load_rules(Some((&text, &format!("s3://{bucket}/{key}"))))
+                load_rules(Some((&text, &format!("s3://{bucket}/{key}"))), &streams)
             }
         }
         .map_err(|e| ConfigError::invalid("SLUICE_RULES_KEY", "rules", e))?;

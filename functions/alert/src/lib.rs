@@ -15,6 +15,7 @@ use aws_lambda_events::event::s3::S3Event;
 use serde::Serialize;
 use sluice_core::lake::{self, LakeError};
 use sluice_core::rules::{AlertState, RuleSet, RulesError, Source};
+use sluice_core::stream::StreamSet;
 use sluice_infra::metrics::Metrics;
 use sluice_infra::notify::Notifier;
 use sluice_infra::store::{ObjectStore, Precondition, StoreError};
@@ -26,11 +27,18 @@ pub mod lambda;
 /// The rules shipped with sluice, used when no rules file is configured.
 pub const DEFAULT_RULES: &str = include_str!("../rules.default.toml");
 
-/// Parses a rules file, or the default rules when `text` is `None`.
-pub fn load_rules(text: Option<(&str, &str)>) -> Result<RuleSet, RulesError> {
+/// Parses a rules file against the loaded definitions, or, when `text` is `None`, the default
+/// rules (written for the shipped streams) that apply to the loaded ones.
+pub fn load_rules(text: Option<(&str, &str)>, streams: &StreamSet) -> Result<RuleSet, RulesError> {
     match text {
-        Some((text, name)) => RuleSet::parse(text, name),
-        None => RuleSet::parse(DEFAULT_RULES, "rules.default.toml"),
+        Some((text, name)) => RuleSet::parse(text, name, streams),
+        None => {
+            let mut set =
+                RuleSet::parse(DEFAULT_RULES, "rules.default.toml", &StreamSet::builtin())?;
+            set.rules
+                .retain(|r| r.stream.as_ref().is_none_or(|s| streams.get(s).is_some()));
+            Ok(set)
+        }
     }
 }
 
@@ -225,7 +233,7 @@ mod tests {
 
     #[test]
     fn default_rules_load() {
-        let rules = load_rules(None).unwrap();
+        let rules = load_rules(None, &StreamSet::builtin()).unwrap();
         assert!(rules.rules.len() >= 4);
     }
 

@@ -91,7 +91,8 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             serde_json::to_value(response)?
         }
         Function::Alert => {
-            let deps = local::alert_deps(store, &args.alerts, &args.lake, metrics)?;
+            let streams = args.streams.load()?;
+            let deps = local::alert_deps(store, &args.alerts, &streams, &args.lake, metrics)?;
             serde_json::to_value(sluice_alert::handle(payload(&args.event)?, &deps).await?)?
         }
         Function::Generate => {

@@ -146,17 +146,18 @@ pub struct AlertArgs {
 }
 
 impl AlertArgs {
-    pub fn rules(&self) -> anyhow::Result<RuleSet> {
+    /// The rules, checked against the loaded stream definitions.
+    pub fn rules(&self, streams: &StreamSet) -> anyhow::Result<RuleSet> {
         match &self.rules {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading rules file {}", path.display()))?;
-                Ok(sluice_alert::load_rules(Some((
-                    &text,
-                    &path.display().to_string(),
-                )))?)
+                Ok(sluice_alert::load_rules(
+                    Some((&text, &path.display().to_string())),
+                    streams,
+                )?)
             }
-            None => Ok(sluice_alert::load_rules(None)?),
+            None => Ok(sluice_alert::load_rules(None, streams)?),
         }
     }
 
@@ -203,13 +204,14 @@ pub fn aggregate_deps(
 pub fn alert_deps(
     store: Arc<dyn ObjectStore>,
     args: &AlertArgs,
+    streams: &StreamSet,
     lake: &Path,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<sluice_alert::Deps> {
     Ok(sluice_alert::Deps {
         store,
         notifier: args.notifier(lake)?,
-        rules: args.rules()?,
+        rules: args.rules(streams)?,
         state_key: sluice_alert::STATE_KEY.into(),
         metrics,
     })

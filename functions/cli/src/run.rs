@@ -231,10 +231,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         aggregate: local::aggregate_deps(
             store.clone(),
-            args.windows.aggregate_settings(streams)?,
+            args.windows.aggregate_settings(streams.clone())?,
             metrics.clone(),
         ),
-        alert: local::alert_deps(store.clone(), &args.alerts, &args.lake, metrics.clone())?,
+        alert: local::alert_deps(
+            store.clone(),
+            &args.alerts,
+            &streams,
+            &args.lake,
+            metrics.clone(),
+        )?,
         log,
         written,
         batch_size: args.batch_size.max(1),

@@ -8,6 +8,7 @@
 //! | `SLUICE_SCENARIOS` | comma list of trades, telemetry, clickstream (default all) |
 //! | `SLUICE_RATE` | events per second per scenario (default 100) |
 //! | `SLUICE_SEED` | seed of the synthetic streams (default 42) |
+//! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions in the bucket: every scenario generated must be one of them (built-in when unset) |
 //! | `SLUICE_EVENTHUBS_NAMESPACE`, `SLUICE_EVENTHUBS_NAME`, `SLUICE_EVENTHUBS_SECRET_ARN` | Event Hubs target (for `eventhubs`) |
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use sluice_core::event::Scenario;
 use sluice_infra::config::{ConfigError, aws_config, optional_env, parse_value, required_env};
 use sluice_infra::sink::sink_from_env;
-use sluice_infra::store::S3Store;
+use sluice_infra::store::{ObjectStore, S3Store};
+use sluice_infra::streams;
 
 use crate::{Deps, HandlerError, Settings};
 
@@ -46,9 +48,31 @@ impl Deps {
         let bucket = required_env("SLUICE_BUCKET")?;
         let settings = settings_from_env()?;
         let config = aws_config().await;
+        let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
+        // Events of a scenario no definition describes would all be quarantined downstream.
+        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
+            .await
+            .map_err(|e| {
+                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+            })?;
+        if let Some(s) = settings
+            .scenarios
+            .iter()
+            .find(|s| streams.get(s.as_str()).is_none())
+        {
+            return Err(ConfigError::invalid(
+                "SLUICE_SCENARIOS",
+                s.as_str(),
+                format!(
+                    "no stream definition named {s} is loaded (loaded: {})",
+                    streams.names().join(", ")
+                ),
+            ));
+        }
         Ok(Deps {
             sink: sink_from_env(&config).await?,
-            store: Arc::new(S3Store::new(&config, bucket)),
+            store,
             settings,
             metrics: Default::default(),
         })

@@ -6,7 +6,7 @@
 //! [[rule]]
 //! name = "tsla-fast-move"
 //! source = "windows"            # or "anomalies"
-//! scenario = "trades"           # optional filter
+//! stream = "trades"             # optional filter (`scenario` is accepted too)
 //! when = 'key == "TSLA" && window_name == "tumbling_1m" && metric == "price" && math::abs(change) > threshold'
 //! threshold = 0.05              # optional; available as `threshold` in `when` and `value`
 //! value = "change"              # optional; what the alert reports (default: avg or score)
@@ -15,10 +15,11 @@
 //! ```
 //!
 //! Conditions are [evalexpr] expressions over the row's columns (see [`crate::schema`]), plus
-//! `scenario`, `is_rollup` (a row with `scope = 'rollup'`) and, for windows, `change` =
-//! (last − first) / first. Every mistake — TOML syntax,
-//! an unknown field, an expression that does not parse or does not yield true/false — is an
-//! error at load time naming the rule and its line, never a silent non-match at run time.
+//! `stream` (also `scenario`), `is_rollup` (a row with `scope = 'rollup'`) and, for windows,
+//! `change` = (last − first) / first. Every mistake — TOML syntax, an unknown field, an
+//! expression that does not parse or does not yield true/false, a stream that is not loaded, a
+//! `metric == "…"` naming no metric of the stream — is an error at load time naming the rule
+//! and its line, never a silent non-match at run time.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::schema::{self, ColumnType, Table};
+use crate::stream::{StreamDef, StreamSet};
 use crate::time::{format_rfc3339_ms, parse_duration_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -110,8 +112,9 @@ struct RuleDef {
     /// What the rule is for, copied into the alert.
     description: Option<String>,
     source: Source,
-    /// Only rows of this scenario (trades, telemetry, clickstream).
-    scenario: Option<crate::event::Scenario>,
+    /// Only rows of this stream (a loaded definition's name).
+    #[serde(alias = "scenario")]
+    stream: Option<toml::Spanned<String>>,
     /// Boolean condition over the row.
     when: toml::Spanned<String>,
     /// Optional number available to `when`/`value` as `threshold` and reported in the alert.
@@ -130,7 +133,8 @@ pub struct Rule {
     pub name: String,
     pub description: Option<String>,
     pub source: Source,
-    pub scenario: Option<crate::event::Scenario>,
+    /// Only rows of this stream.
+    pub stream: Option<String>,
     pub when_text: String,
     when: Node<DefaultNumericTypes>,
     value: Option<Node<DefaultNumericTypes>>,
@@ -157,16 +161,41 @@ pub fn variables(source: Source) -> Vec<&'static str> {
         .iter()
         .map(|c| c.name.as_ref())
         .collect();
-    names.extend(["scenario", "threshold", "is_rollup"]);
+    names.extend(["scenario", "stream", "threshold", "is_rollup"]);
     if source == Source::Windows {
         names.push("change");
     }
     names
 }
 
+/// `metric == "X"` (either way round) anywhere in a condition: the metric names it compares.
+fn compared_metrics(node: &Node<DefaultNumericTypes>, out: &mut Vec<String>) {
+    use evalexpr::Operator;
+    if matches!(node.operator(), Operator::Eq | Operator::Neq)
+        && let [a, b] = node.children()
+    {
+        for (x, y) in [(a, b), (b, a)] {
+            if let (
+                Operator::VariableIdentifierRead { identifier },
+                Operator::Const {
+                    value: Value::String(name),
+                },
+            ) = (x.operator(), y.operator())
+                && identifier == "metric"
+            {
+                out.push(name.clone());
+            }
+        }
+    }
+    for child in node.children() {
+        compared_metrics(child, out);
+    }
+}
+
 impl RuleSet {
-    /// Parses and validates a rules file. `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<RuleSet, RulesError> {
+    /// Parses and validates a rules file against the loaded stream definitions. `file` names
+    /// it in errors.
+    pub fn parse(text: &str, file: &str, streams: &StreamSet) -> Result<RuleSet, RulesError> {
         let parsed: RulesFile = toml::from_str(text).map_err(|e| {
             let location = e
                 .span()
@@ -213,6 +242,47 @@ impl RuleSet {
                 Ok((node, line))
             };
             let (when, when_line) = compile(&def.when, "when")?;
+            let stream = match &def.stream {
+                None => None,
+                Some(s) => {
+                    if streams.get(s.get_ref()).is_none() {
+                        return Err(fail(
+                            line_of(text, s.span().start),
+                            format!(
+                                "stream {:?} is not loaded (loaded: {})",
+                                s.get_ref(),
+                                streams.names().join(", ")
+                            ),
+                        ));
+                    }
+                    Some(s.get_ref().clone())
+                }
+            };
+            let mut metrics = Vec::new();
+            compared_metrics(&when, &mut metrics);
+            for metric in metrics {
+                let candidates: Vec<&StreamDef> = streams
+                    .streams()
+                    .iter()
+                    .filter(|d| stream.as_ref().is_none_or(|s| d.name == *s))
+                    .collect();
+                if !candidates.iter().any(|d| d.metric(&metric).is_some()) {
+                    let known: Vec<&str> = candidates
+                        .iter()
+                        .flat_map(|d| d.metrics.iter().map(|m| m.name.as_str()))
+                        .collect();
+                    return Err(fail(
+                        when_line,
+                        format!(
+                            "`when` compares metric with {metric:?}, which no {} has (metrics: {})",
+                            stream
+                                .as_ref()
+                                .map_or("loaded stream".to_string(), |s| format!("stream {s:?}")),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
             let value = def
                 .value
                 .as_ref()
@@ -245,7 +315,7 @@ impl RuleSet {
                 name: def.name.clone(),
                 description: def.description.clone(),
                 source: def.source,
-                scenario: def.scenario,
+                stream,
                 when_text: def.when.get_ref().clone(),
                 when,
                 value: value.map(|(n, _)| n),
@@ -282,6 +352,7 @@ impl RowContext {
             ctx.push(c.name.as_ref(), v);
         }
         ctx.push("scenario", Value::String("trades".into()));
+        ctx.push("stream", Value::String("trades".into()));
         ctx.finish(source, threshold);
         ctx
     }
@@ -418,6 +489,7 @@ pub fn rows(
                 ctx.push(name, value);
             }
             ctx.push("scenario", Value::String(scenario.to_string()));
+            ctx.push("stream", Value::String(scenario.to_string()));
             ctx.finish(source, threshold);
             ctx
         })
@@ -568,7 +640,7 @@ impl RuleSet {
         // Rows become rule contexts once; only `threshold` differs from rule to rule.
         let mut contexts = rows(batch, scenario, source, None);
         for rule in self.rules.iter().filter(|r| r.source == source) {
-            if rule.scenario.is_some_and(|s| s.as_str() != scenario) {
+            if rule.stream.as_ref().is_some_and(|s| s != scenario) {
                 continue;
             }
             for row in contexts.iter_mut() {
@@ -658,14 +730,16 @@ severity = "warning"
 
     #[test]
     fn parses_good_rules() {
-        let set = RuleSet::parse(GOOD, "rules.toml").unwrap();
+        let set = RuleSet::parse(GOOD, "rules.toml", &StreamSet::builtin()).unwrap();
         assert_eq!(set.rules.len(), 2);
         assert_eq!(set.rules[0].cooldown_ms, 600_000);
         assert_eq!(set.rules[1].line, 12, "the line of its [[rule]] header");
     }
 
     fn error_of(text: &str) -> String {
-        RuleSet::parse(text, "r.toml").unwrap_err().to_string()
+        RuleSet::parse(text, "r.toml", &StreamSet::builtin())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -696,6 +770,29 @@ severity = "warning"
             "{GOOD}\n[[rule]]\nname = \"fast-move\"\nsource = \"anomalies\"\nwhen = \"true\"\nseverity = \"info\"\n"
         );
         assert!(error_of(&dup).contains("already exists"));
+    }
+
+    #[test]
+    fn rules_are_checked_against_the_stream_definitions() {
+        let e = error_of(&GOOD.replace("scenario = \"trades\"", "stream = \"stocks\""));
+        assert!(
+            e.starts_with("r.toml:5: rule \"fast-move\"")
+                && e.contains("stream \"stocks\" is not loaded"),
+            "{e}"
+        );
+        let e = error_of(&GOOD.replace("metric == \"price\"", "metric == \"prices\""));
+        assert!(
+            e.starts_with("r.toml:6:") && e.contains("\"prices\""),
+            "{e}"
+        );
+        // A metric of another stream is still a mistake under a stream filter.
+        let e = error_of(&GOOD.replace("metric == \"price\"", "\"cpu_pct\" == metric"));
+        assert!(e.contains("no stream \"trades\" has"), "{e}");
+        // Without a filter any loaded stream's metric is fine.
+        let unfiltered = GOOD
+            .replace("scenario = \"trades\"\n", "")
+            .replace("metric == \"price\"", "metric == \"cpu_pct\"");
+        RuleSet::parse(&unfiltered, "r.toml", &StreamSet::builtin()).unwrap();
     }
 
     #[test]
@@ -755,6 +852,7 @@ threshold = 90.0
 severity = "info"
 "#,
             "t.toml",
+            &StreamSet::builtin(),
         )
         .unwrap();
         let (alerts, errors) = rules.evaluate(&batch, "telemetry", Source::Windows, "k");

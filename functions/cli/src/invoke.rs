@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::de::DeserializeOwned;
-use sluice_core::event::Scenario;
 use sluice_infra::metrics::Metrics;
 
 use crate::local::{self, AlertArgs, WindowArgs};
@@ -96,7 +95,12 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             serde_json::to_value(sluice_alert::handle(payload(&args.event)?, &deps).await?)?
         }
         Function::Generate => {
-            let scenarios = Scenario::parse_list(&args.scenario).map_err(anyhow::Error::msg)?;
+            let scenarios = local::generated_scenarios(&args.scenario, &args.streams.load()?)?;
+            if scenarios.is_empty() {
+                anyhow::bail!(
+                    "no loaded stream has a synthetic generator (trades, telemetry, clickstream)"
+                );
+            }
             let deps = sluice_generate::Deps {
                 sink: Arc::new(local::open_stream(&args.lake, args.shards)?),
                 store,

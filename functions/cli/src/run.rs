@@ -247,9 +247,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let names: Vec<&str> = scenarios.iter().map(|s| s.as_str()).collect();
+    let producing = if names.is_empty() {
+        format!(
+            "no loaded stream has a generator ({}): aggregating what is in {} (fed by `sluice invoke fetch`)",
+            streams.names().join(", "),
+            local::stream_dir(&args.lake).display()
+        )
+    } else {
+        format!("{} at {rate}/s each", names.join(", "))
+    };
     eprintln!(
-        "sluice run: {} at {rate}/s each, lake {}, {} shard(s), alerts to {}{}",
-        names.join(", "),
+        "sluice run: {producing}, lake {}, {} shard(s), alerts to {}{}",
         args.lake.display(),
         args.shards,
         pipeline.alert.notifier.describe(),
@@ -268,7 +276,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if Instant::now() >= next_tick {
+        if !scenarios.is_empty() && Instant::now() >= next_tick {
             let now_ms = chrono::Utc::now().timestamp_millis();
             sluice_generate::handle(payloads::scheduled_event(now_ms), &pipeline.generate)
                 .await
@@ -314,15 +322,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if interactive {
         eprintln!();
     }
-    print_summary(&metrics.snapshot(), started.elapsed(), &args.lake);
+    let hint = match &args.streams.streams {
+        _ if streams.get("trades").is_some() => {
+            format!(
+                "sluice query --lake {} --example trades-ohlc-vwap",
+                args.lake.display()
+            )
+        }
+        Some(path) => format!(
+            "sluice query --lake {} --streams {} \"SELECT * FROM windows LIMIT 10\"",
+            args.lake.display(),
+            path.display()
+        ),
+        None => format!(
+            "sluice query --lake {} \"SELECT * FROM windows LIMIT 10\"",
+            args.lake.display()
+        ),
+    };
+    print_summary(&metrics.snapshot(), started.elapsed(), &args.lake, &hint);
     Ok(())
 }
 
-fn print_summary(m: &MetricsSnapshot, elapsed: Duration, lake: &std::path::Path) {
+fn print_summary(m: &MetricsSnapshot, elapsed: Duration, lake: &std::path::Path, hint: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
-        "\nsummary after {:.1}s\n  events generated   {}\n  events aggregated  {} ({:.0}/s)\n  windows written    {}\n  anomalies flagged  {} ({} planted)\n  alerts sent        {} ({} held back by cooldown/dedup)\n  quarantined        {}\n  late               {}\n  lake objects       {} ({:.1} MB)\n\nlake: {}\nalerts: {}\ntry:  sluice query --lake {} --example trades-ohlc-vwap",
+        "\nsummary after {:.1}s\n  events generated   {}\n  events aggregated  {} ({:.0}/s)\n  windows written    {}\n  anomalies flagged  {} ({} planted)\n  alerts sent        {} ({} held back by cooldown/dedup)\n  quarantined        {}\n  late               {}\n  lake objects       {} ({:.1} MB)\n\nlake: {}\nalerts: {}\ntry:  {hint}",
         elapsed.as_secs_f64(),
         m.events_generated,
         m.events_in,
@@ -338,6 +363,5 @@ fn print_summary(m: &MetricsSnapshot, elapsed: Duration, lake: &std::path::Path)
         m.bytes_written as f64 / 1e6,
         lake.display(),
         local::outbox_path(lake).display(),
-        lake.display(),
     );
 }

@@ -30,6 +30,9 @@ step "python environments ($VENVS)"
 venv e2e tests/requirements.txt
 venv aws tests/aws/requirements.txt
 
+step "ruff (the Python tests, fixtures and bench)"
+"$VENVS/e2e/bin/ruff" check --no-cache tests bench
+
 step "cargo nextest (unit, property, handler and adapter tests; S3 conformance on moto)"
 SLUICE_MOTO_SERVER="$VENVS/aws/bin/moto_server" cargo nextest run --workspace
 

@@ -8,7 +8,6 @@ import socket
 import time
 
 import pyarrow.parquet as pq
-import pytest
 
 from conftest import outbox, parquet_files
 

@@ -201,7 +201,7 @@ def test_query_and_schema_know_the_stream(sluice, lake):
     assert [c["name"] for c in glue["airquality"]["columns"]][:6] == ["ts", "reading_id", "station", "pm25", "no2", "status"]
     assert glue["airquality"]["prefix"] == "raw/scenario=airquality"
     kusto = sluice("schema", "--format", "kusto", "--streams", DEFINITION).stdout
-    assert ".create-merge table airquality (ts: datetime, reading_id: string, station: string, pm25: real" in kusto
+    assert ".create-merge table airquality (['ts']: datetime, ['reading_id']: string, ['station']: string, ['pm25']: real" in kusto
     assert '"path":"$.readings.no2"' in kusto
 
 
@@ -216,3 +216,30 @@ def test_a_bad_definition_fails_before_any_record_naming_file_and_line(sluice, t
     assert proc.returncode != 0
     assert f"{bad}:{line}:" in proc.stderr and "decimal" in proc.stderr, proc.stderr
     assert not (tmp_path / "lake" / "raw").exists(), "nothing is written"
+
+
+def test_definition_changes_must_be_additive(sluice, lake, tmp_path):
+    """The lake recorded the stream's columns on first use; a later definition may add nullable
+    fields but not retype one or add one that old rows lack."""
+    import shutil
+
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(kinesis_event(readings()[:3], first_seq=90_000)))
+    base = DEFINITION.read_text()
+
+    def invoke(text):
+        path = tmp_path / "air.toml"
+        path.write_text(text)
+        return path, sluice("invoke", "aggregate", "--streams", path, "--event", event, "--lake", copy, check=False)
+
+    path, proc = invoke(base.replace('type = "double"\nmin = 0.0\nmax = 1000.0', 'type = "long"\nmin = 0.0\nmax = 1000.0'))
+    assert proc.returncode != 0
+    assert f"{path}: field \"pm25\" (column pm25) was double and is now long" in proc.stderr, proc.stderr
+    path, proc = invoke(base + '\n[fields.o3]\ntype = "double"\n')
+    assert proc.returncode != 0 and "new field \"o3\" (column o3) is not nullable" in proc.stderr, proc.stderr
+    path, proc = invoke(base + '\n[fields.o3]\ntype = "double"\nnullable = true\n')
+    assert proc.returncode == 0, proc.stderr
+    recorded = json.loads((copy / "state" / "columns" / "airquality.json").read_text())
+    assert [c["column"] for c in recorded["columns"]][-1] == "o3"

@@ -51,7 +51,9 @@ def recompute_sql(root, size):
         if late_files
         else "SELECT CAST(NULL AS VARCHAR) AS event_id WHERE false"
     )
-    raw = lambda s: f"read_parquet('{root}/raw/scenario={s}/**/*.parquet')"
+    def raw(stream):
+        return f"read_parquet('{root}/raw/scenario={stream}/**/*.parquet')"
+
     seq = "CAST(sequence_number AS UBIGINT)"
     fresh = "event_id NOT IN (SELECT event_id FROM late)"
     # `part` tells rows apart that share a key: '' for a key's row, the shard for a rollup's

@@ -26,7 +26,21 @@ DEFAULT_BATCH = 2000
 def clients(endpoint: str) -> dict:
     cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}, region_name=REGION)
     make = lambda svc: boto3.client(svc, endpoint_url=endpoint, config=cfg, **CREDENTIALS)  # noqa: E731
-    return {svc: make(svc) for svc in ("kinesis", "s3", "sns", "sqs")}
+    return {svc: make(svc) for svc in ("kinesis", "s3", "sns", "sqs", "secretsmanager")}
+
+
+def base_env(aws: dict, res: "Resources") -> dict:
+    """The environment every sluice function gets: the moto endpoint, dummy credentials, the
+    bucket (`aws` is the conftest fixture: clients plus "endpoint")."""
+    return {
+        "AWS_ENDPOINT_URL": aws["endpoint"],
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SLUICE_BUCKET": res.bucket,
+        "SLUICE_LOG": "info",
+    }
 
 
 @dataclass

@@ -41,7 +41,7 @@ def lambda_binaries():
     (SLUICE_AWS_REQUIRE_BINARIES=1 makes that a failure)."""
     d = lambda_bin_dir()
     paths = {fn: d / fn for fn in FUNCTIONS}
-    for fn in ("generate", "aggregate", "alert"):
+    for fn in FUNCTIONS:
         p = paths[fn]
         if not (p.is_file() and os.access(p, os.X_OK)):
             msg = f"Lambda binaries not built: {p}"
@@ -102,7 +102,7 @@ def moto_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def aws(moto_server):
-    """boto3 clients (kinesis, s3, sns, sqs) on the moto server, path-style S3."""
+    """boto3 clients (kinesis, s3, sns, sqs, secretsmanager) on the moto server, path-style S3."""
     import aws_helpers
 
     c = aws_helpers.clients(moto_server)

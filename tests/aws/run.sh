@@ -5,8 +5,8 @@
 #   bash tests/aws/run.sh [pytest args...]
 #
 # Binaries: $SLUICE_LAMBDA_BIN_DIR/<fn>, default ${CARGO_TARGET_DIR:-<repo>/target}/debug/<fn>
-# (build them first: `cargo build -p sluice-generate -p sluice-aggregate -p sluice-alert
-#  --features sluice-generate/lambda,sluice-aggregate/lambda,sluice-alert/lambda`);
+# (build them first: `cargo build -p sluice-generate -p sluice-fetch -p sluice-aggregate -p sluice-alert
+#  --features sluice-generate/lambda,sluice-fetch/lambda,sluice-aggregate/lambda,sluice-alert/lambda`);
 # without them the pipeline tests are skipped (SLUICE_AWS_REQUIRE_BINARIES=1: they fail).
 # Virtualenv: ${SLUICE_VENV_DIR:-$HOME/.cache/sluice-venvs}/aws, created and updated here.
 # Exit code: pytest's; "no tests collected" (5) is a failure too.

@@ -52,16 +52,7 @@ PART_KEY = re.compile(
 )
 
 
-def base_env(aws, res):
-    return {
-        "AWS_ENDPOINT_URL": aws["endpoint"],
-        "AWS_REGION": aws_helpers.REGION,
-        "AWS_DEFAULT_REGION": aws_helpers.REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SLUICE_BUCKET": res.bucket,
-        "SLUICE_LOG": "info",
-    }
+base_env = aws_helpers.base_env
 
 
 def parse_rfc3339(s):

@@ -1,5 +1,5 @@
 // Parse and bind KQL files with Microsoft's Kusto language service
-// (npm @kusto/language-service-next), against sluice's Kusto tables.
+// (npm @kusto/language-service-next), against the tables the files themselves create.
 // Usage: node kql_check.js <package dir> <file.kql>...; prints one line per diagnostic, exits 1 on any.
 const fs = require('fs');
 const vm = require('vm');
@@ -12,14 +12,21 @@ const K = Kusto.Language;
 const S = K.Symbols;
 const table = (name, cols) =>
   new S.TableSymbol.$ctor4(name, cols.map(([n, t]) => new S.ColumnSymbol(n, S.ScalarTypes.GetSymbol(t))));
-// Columns as created by kusto/tables.kql.
-const trades = [['event_id', 'string'], ['event_time', 'datetime'], ['symbol', 'string'], ['side', 'string'], ['price', 'real'], ['quantity', 'long'], ['trade_type', 'string']];
-const telemetry = [['event_id', 'string'], ['event_time', 'datetime'], ['host', 'string'], ['cpu_pct', 'real'], ['mem_pct', 'real'], ['error_count', 'long'], ['latency_ms', 'real']];
-const clickstream = [['event_id', 'string'], ['event_time', 'datetime'], ['user_id', 'string'], ['product_id', 'string'], ['action', 'string'], ['amount', 'real']];
-const events = [['scenario', 'string'], ['key', 'string'], ...trades.slice(0, 2), ...trades.slice(2), ...telemetry.slice(2), ...clickstream.slice(2)];
-const db = new S.DatabaseSymbol.ctor('sluice', [
-  table('trades', trades), table('telemetry', telemetry), table('clickstream', clickstream), table('sluice_events', events),
-]);
+// Tables as the checked files create them (`.create-merge table NAME (col: type, ...)`, as
+// `sluice schema --format kusto` writes them): one source of truth, no columns typed here.
+const tables = [];
+for (const file of files) {
+  const text = fs.readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/^\.create-merge table (\w+) \(([^)]*)\)/gm)) {
+    const cols = m[2].split(',').map((c) => c.split(':').map((x) => x.trim().replace(/^\['(.*)'\]$/, '$1')));
+    tables.push(table(m[1], cols));
+  }
+}
+if (!tables.length) {
+  console.log('no .create-merge table command in ' + files.join(' '));
+  process.exit(1);
+}
+const db = new S.DatabaseSymbol.ctor('sluice', tables);
 const globals = K.GlobalState.Default.WithDatabase(db);
 let count = 0;
 for (const file of files) {

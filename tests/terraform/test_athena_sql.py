@@ -11,11 +11,15 @@ from sqlglot.optimizer.qualify import qualify  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = sorted((ROOT / "terraform/modules/aws/queries").glob("*.sql"))
+# The worked example of a stream sluice does not ship: its queries bind to its own Glue JSON.
+EXAMPLE = ROOT / "streams/examples/stocks"
+EXAMPLE_QUERIES = sorted(EXAMPLE.glob("*.sql"))
 
 
-def glue_schema():
-    tables = json.loads((ROOT / "terraform/modules/aws/glue_tables.json").read_text())
-    athena_type = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP", "binary": "VARBINARY"}
+def glue_schema(path=ROOT / "terraform/modules/aws/glue_tables.json"):
+    tables = json.loads(path.read_text())
+    athena_type = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP",
+                   "binary": "VARBINARY", "boolean": "BOOLEAN"}
     schema = {}
     for name, table in tables.items():
         columns = {p: "VARCHAR" for p in table["partitions"]}
@@ -33,6 +37,16 @@ def test_query_parses_as_athena_and_binds_to_the_glue_columns(path):
     sql = path.read_text()
     expression = sqlglot.parse_one(sql, read="athena")  # raises on a syntax error
     qualify(expression, schema=glue_schema(), dialect="athena", validate_qualify_columns=True)
+
+
+def test_the_example_has_queries():
+    assert EXAMPLE_QUERIES, f"no *.sql beside {EXAMPLE}"
+
+
+@pytest.mark.parametrize("path", EXAMPLE_QUERIES, ids=lambda p: p.stem)
+def test_example_query_binds_to_its_own_glue_columns(path):
+    expression = sqlglot.parse_one(path.read_text(), read="athena")
+    qualify(expression, schema=glue_schema(EXAMPLE / "glue_tables.json"), dialect="athena", validate_qualify_columns=True)
 
 
 def test_a_wrong_column_is_caught():

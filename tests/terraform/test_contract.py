@@ -316,22 +316,30 @@ def test_c_scenario_projection_comes_from_the_raw_tables(aws: Module):
         assert "unknown" in expanded, f"{where}: projection.scenario.values lost \"unknown\" (quarantined records of no stream)"
 
 
-def _schema_output(fmt: str) -> bytes:
+def _schema_output(fmt: str, *extra: str) -> bytes:
     binary = os.environ["SLUICE_BIN"]
-    result = subprocess.run([binary, "schema", "--format", fmt], capture_output=True, timeout=120)
+    result = subprocess.run([binary, "schema", "--format", fmt, *extra], capture_output=True, timeout=120)
     assert result.returncode == 0, f"{binary} schema --format {fmt} failed: {result.stderr.decode(errors='replace')}"
     return result.stdout
 
 
 @pytest.mark.skipif(not os.environ.get("SLUICE_BIN"), reason="SLUICE_BIN is not set")
 @pytest.mark.parametrize(
-    "fmt, relpath",
-    [("glue", "terraform/modules/aws/glue_tables.json"), ("kusto", "terraform/modules/azure/kusto/tables.kql")],
+    "fmt, relpath, streams",
+    [
+        ("glue", "terraform/modules/aws/glue_tables.json", None),
+        ("kusto", "terraform/modules/azure/kusto/tables.kql", None),
+        # The worked example's artifacts sit beside its definition, as a user's would.
+        ("glue", "streams/examples/stocks/glue_tables.json", "streams/examples/stocks/stocks.toml"),
+        ("kusto", "streams/examples/stocks/tables.kql", "streams/examples/stocks/stocks.toml"),
+    ],
 )
-def test_c_schema_files_match_binary(repo: Repo, fmt: str, relpath: str):
-    expected = _schema_output(fmt)
+def test_c_schema_files_match_binary(repo: Repo, fmt: str, relpath: str, streams: str | None):
+    extra = ("--streams", str(repo.root / streams)) if streams else ()
+    expected = _schema_output(fmt, *extra)
     actual = (repo.root / relpath).read_bytes()
-    assert actual == expected, f"{relpath} drifted from `sluice schema --format {fmt}`: regenerate it with `sluice schema --format {fmt} > {relpath}`"
+    flag = f" --streams {streams}" if streams else ""
+    assert actual == expected, f"{relpath} drifted from `sluice schema --format {fmt}{flag}`: regenerate it with `sluice schema --format {fmt}{flag} > {relpath}`"
 
 
 def test_c_kusto_tables_script_is_used(azure: Module):
@@ -617,8 +625,10 @@ def test_g_role_may_list_the_definitions(aws: Module, fn: str):
     not os.environ.get("SLUICE_KUSTO_LS"),
     reason="SLUICE_KUSTO_LS (dir of npm @kusto/language-service-next) is not set",
 )
-def test_kql_files_parse_and_bind(repo: Repo):
-    files = sorted(str(p) for p in (repo.azure / "kusto").glob("*.kql"))
+@pytest.mark.parametrize("kusto_dir", ["terraform/modules/azure/kusto", "streams/examples/stocks"])
+def test_kql_files_parse_and_bind(repo: Repo, kusto_dir: str):
+    files = sorted(str(p) for p in (repo.root / kusto_dir).glob("*.kql"))
+    assert files, f"no .kql files in {kusto_dir}"
     result = subprocess.run(
         ["node", str(Path(__file__).with_name("kql_check.js")), os.environ["SLUICE_KUSTO_LS"], *files],
         capture_output=True,

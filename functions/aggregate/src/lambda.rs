@@ -43,6 +43,12 @@ impl Deps {
                 let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
                 ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
             })?;
+        crate::check_definitions(store.as_ref(), &streams)
+            .await
+            .map_err(|e| {
+                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+            })?;
         let settings = settings_from_env(streams)?;
         Ok(Deps {
             store,

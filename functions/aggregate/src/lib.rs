@@ -23,6 +23,7 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use sluice_core::aggregate::{AggregateConfig, ConfigError};
 use sluice_core::lake::LakeError;
 use sluice_core::stream::StreamSet;
+use sluice_core::stream::compat::{Incompatible, RecordedColumns};
 use sluice_core::time::{TimeError, parse_duration_ms};
 use sluice_core::window::{SpecError, WindowSpec};
 use sluice_infra::metrics::Metrics;
@@ -126,6 +127,62 @@ impl HandlerError {
             HandlerError::Store(e) => e.is_retryable(),
         }
     }
+}
+
+/// Where the lake records the raw-table columns each stream has had.
+pub const COLUMNS_PREFIX: &str = "state/columns";
+
+/// Why the definitions cannot be used with this lake.
+#[derive(Debug, Error)]
+pub enum DefinitionsError {
+    #[error(transparent)]
+    Incompatible(#[from] Incompatible),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// Checks every definition against the columns the lake has recorded for its stream (changes
+/// must be additive: no type change, no new field that is not nullable) and records new
+/// columns. Run at cold start, before any record is read: a definition that would break the
+/// tables stops the function with a message naming the file and field.
+pub async fn check_definitions(
+    store: &dyn ObjectStore,
+    streams: &StreamSet,
+) -> Result<(), DefinitionsError> {
+    for def in streams.streams() {
+        let key = format!("{COLUMNS_PREFIX}/{}.json", def.name);
+        let (recorded, condition) = match store.get(&key).await? {
+            None => (None, Precondition::DoesNotExist),
+            Some(object) => {
+                let recorded: RecordedColumns =
+                    serde_json::from_slice(&object.body).map_err(|e| {
+                        DefinitionsError::Corrupt {
+                            key: key.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                (Some(recorded), Precondition::Matches(object.etag))
+            }
+        };
+        let next = match &recorded {
+            None => RecordedColumns::of(def),
+            Some(r) => r.evolve(def)?,
+        };
+        if recorded.as_ref() != Some(&next) {
+            let body = serde_json::to_vec_pretty(&next).map_err(|e| DefinitionsError::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            match store.put_if(&key, body, condition).await {
+                // Another instance recorded first: its record is as good as ours.
+                Ok(_) | Err(StoreError::PreconditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The state object of one shard: `{prefix}/{stream}/{shard}.json`.

@@ -3,10 +3,9 @@
 
 use anyhow::Context;
 use clap::Args;
-use sluice_core::aggregate::AggregateConfig;
+use sluice_core::aggregate::{AggregateConfig, DEFAULT_ALLOWED_LATENESS_MS};
 use sluice_core::detect::DetectorKind;
 use sluice_core::evaluate::{run_scenario, score};
-use sluice_core::event::Scenario;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -25,11 +24,22 @@ pub struct EvalArgs {
     /// Also score every detector on a NAB corpus (a directory with data/ and labels/).
     #[arg(long)]
     pub nab: Option<std::path::PathBuf>,
+    /// The definitions whose detectors are scored: those of the scenarios with a generator.
+    #[command(flatten)]
+    pub streams: crate::local::StreamsArg,
 }
 
 pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
     // Every detector runs side by side, so each row compares like with like.
-    let mut config = AggregateConfig::builtin();
+    let streams = args.streams.load()?;
+    let scenarios = crate::local::generated_scenarios("all", &streams)?;
+    if scenarios.is_empty() {
+        anyhow::bail!(
+            "none of the loaded streams ({}) has a generator that plants anomalies (trades, telemetry, clickstream)",
+            streams.names().join(", ")
+        );
+    }
+    let mut config = AggregateConfig::new(streams, &[], DEFAULT_ALLOWED_LATENESS_MS)?;
     config.detect.detectors = DetectorKind::ALL.to_vec();
     // One detection window (the shipped definitions' 10 s) of delay is allowed.
     let grace_ms = 10_000;
@@ -52,7 +62,7 @@ pub fn detect_eval(args: EvalArgs) -> anyhow::Result<()> {
             "F1"
         );
     }
-    for scenario in Scenario::ALL {
+    for scenario in scenarios {
         let mut runs = Vec::new();
         for &seed in &args.seeds {
             runs.push(run_scenario(

@@ -81,7 +81,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let output = match args.function {
         Function::Aggregate => {
             let settings = args.windows.aggregate_settings(args.streams.load()?)?;
-            let deps = local::aggregate_deps(store, settings, metrics);
+            let deps = local::aggregate_deps(store, settings, metrics).await?;
             let bytes = std::fs::read(&args.event)
                 .with_context(|| format!("reading {}", args.event.display()))?;
             let response = sluice_aggregate::handle(&bytes, &deps)

@@ -183,16 +183,19 @@ pub fn open_stream(lake: &Path, shards: usize) -> anyhow::Result<LocalStreamLog>
         .with_context(|| format!("opening the local stream at {}", dir.display()))
 }
 
-pub fn aggregate_deps(
+/// The aggregate handler's dependencies, after checking the definitions against the columns
+/// the lake already holds (as the Lambda does at cold start).
+pub async fn aggregate_deps(
     store: Arc<dyn ObjectStore>,
     settings: sluice_aggregate::Settings,
     metrics: Arc<Metrics>,
-) -> sluice_aggregate::Deps {
-    sluice_aggregate::Deps {
+) -> anyhow::Result<sluice_aggregate::Deps> {
+    sluice_aggregate::check_definitions(store.as_ref(), settings.aggregate.streams()).await?;
+    Ok(sluice_aggregate::Deps {
         store,
         settings,
         metrics,
-    }
+    })
 }
 
 pub fn alert_deps(

@@ -343,7 +343,7 @@ pub fn kusto_commands(streams: &StreamSet) -> String {
         }
         let list: Vec<String> = cols
             .iter()
-            .map(|c| format!("{}: {}", c.name, c.ty.kusto()))
+            .map(|c| format!("{}: {}", kusto_name(&c.name), c.ty.kusto()))
             .collect();
         per_stream.push_str(&format!(
             ".create-merge table {} ({})\n\n",
@@ -353,7 +353,7 @@ pub fn kusto_commands(streams: &StreamSet) -> String {
     }
     let list: Vec<String> = landing
         .iter()
-        .map(|(n, _, t)| format!("{n}: {}", t.kusto()))
+        .map(|(n, _, t)| format!("{}: {}", kusto_name(n), t.kusto()))
         .collect();
     out.push_str(&format!(
         ".create-merge table sluice_events ({})\n\n",
@@ -374,6 +374,12 @@ pub fn kusto_commands(streams: &StreamSet) -> String {
     ));
     out.push_str(&per_stream);
     out
+}
+
+/// A column name as Kusto commands take it: bracketed, so a name that is a Kusto keyword
+/// (`date`, `type`, …; Microsoft's parser refuses them bare) still works.
+fn kusto_name(name: &str) -> String {
+    format!("['{name}']")
 }
 
 /// A Kusto JSONPath for a member path: `$.a.b`, `$.a[0]`, or `$[\'Odd Name\']` (quotes escaped

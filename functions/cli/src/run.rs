@@ -233,7 +233,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             store.clone(),
             args.windows.aggregate_settings(streams.clone())?,
             metrics.clone(),
-        ),
+        )
+        .await?,
         alert: local::alert_deps(
             store.clone(),
             &args.alerts,

@@ -5,12 +5,14 @@
 //! # Layout
 //! - [`parse`]: TOML text → a validated [`StreamDef`], every error naming file, line and column.
 //! - [`Decoder`]: JSON bytes → a [`Record`] of the stream the record routes to, or a reason.
+//! - [`compat`]: a definition checked against the columns the lake already holds.
 //! - [`StreamSet`]: the definitions in force (the three shipped ones, or the user's), checked
 //!   together (unique names, unambiguous routes).
 //!
 //! Reading files is the caller's business (the CLI, the Lambdas at cold start): this module is
 //! pure, and takes `(file label, text)` pairs.
 
+pub mod compat;
 mod decode;
 mod parse;
 mod record;

@@ -244,12 +244,9 @@ impl<'c> Aggregator<'c> {
     pub fn push(&mut self, record: &Record) -> Placement {
         let def = &self.config.streams().streams()[record.stream];
         samples(def, record, &mut self.samples);
-        self.engine.push(
-            record.stream,
-            &record.key,
-            record.event_time_ms,
-            &self.samples,
-        )
+        let key = record.key(def);
+        self.engine
+            .push(record.stream, &key, record.event_time_ms, &self.samples)
     }
 
     /// Closes what the watermark has passed and runs the detectors on it.

@@ -248,7 +248,7 @@ pub fn map_response(
         let data = serde_json::to_vec(&mapper.canonical(item)).unwrap_or_default();
         match mapper.decoder.decode(&data, None) {
             Ok(record) => events.push(Mapped {
-                key: record.key,
+                key: record.key(mapper.def()).into_owned(),
                 data,
             }),
             Err(r) => rejected.push(Rejected {
@@ -474,7 +474,7 @@ coerce = true
         let decoder = Decoder::new(streams);
         let def = &decoder.streams().streams()[0];
         let first = decoder.decode(&events[0].data, None).unwrap();
-        assert_eq!(first.key, "BTC-USD");
+        assert_eq!(first.key(def), "BTC-USD");
         assert_eq!(
             first.values[3],
             sluice_core::stream::Value::Double(64210.55)

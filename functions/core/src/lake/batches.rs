@@ -291,7 +291,7 @@ pub fn late_batch(rows: &[&LateRow<'_>]) -> Result<RecordBatch, LakeError> {
     let mut lineage = LineageColumns::new(n);
     for r in rows {
         id.append_option(r.record.dedup_id(r.def));
-        key.append_value(&r.record.key);
+        key.append_value(r.record.key(r.def));
         time.append_value(r.record.event_time_ms);
         wm.append_value(r.watermark_ms);
         lineage.push(&r.lineage);

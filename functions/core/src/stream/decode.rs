@@ -9,8 +9,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use std::sync::atomic::{AtomicU16, Ordering};
+
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use super::record::{Record, Value};
@@ -108,7 +111,7 @@ struct StreamPlan {
 }
 
 /// Decodes records of every stream of a [`StreamSet`]. Build once per set, reuse per record.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Decoder {
     set: StreamSet,
     /// Top-level member names some definition reads.
@@ -116,7 +119,19 @@ pub struct Decoder {
     /// Per member: whether a nested path reads inside it (captured as a JSON tree).
     nested: Vec<bool>,
     plans: Vec<StreamPlan>,
+    /// Which member followed member `i` last time (index `i + 1`; index 0: the first member),
+    /// `u16::MAX` for none yet. Producers send members in a stable order, so the next member
+    /// is nearly always predicted with one comparison. Only a hint: results never depend on it.
+    successor: Vec<AtomicU16>,
 }
+
+impl Clone for Decoder {
+    fn clone(&self) -> Self {
+        Self::new(self.set.clone())
+    }
+}
+
+const NO_MEMBER: u16 = u16::MAX;
 
 fn member(members: &mut Vec<String>, nested: &mut Vec<bool>, name: &str, deep: bool) -> usize {
     let i = members.iter().position(|m| m == name).unwrap_or_else(|| {
@@ -156,12 +171,36 @@ impl Decoder {
                     .collect(),
             })
             .collect();
+        let successor = (0..=members.len())
+            .map(|_| AtomicU16::new(NO_MEMBER))
+            .collect();
         Self {
             set,
             members,
             nested,
             plans,
+            successor,
         }
+    }
+
+    /// The index of member `name`, given the member before it in this record.
+    fn find_member(&self, name: &str, previous: Option<usize>) -> Option<usize> {
+        let slot = &self.successor[previous.map_or(0, |p| p + 1)];
+        let predicted = slot.load(Ordering::Relaxed);
+        if let Some(m) = self.members.get(usize::from(predicted))
+            && m == name
+        {
+            return Some(usize::from(predicted));
+        }
+        let (len, first) = (name.len(), name.as_bytes().first());
+        let found = self
+            .members
+            .iter()
+            .position(|m| m.len() == len && m.as_bytes().first() == first && m == name)?;
+        if let Ok(i) = u16::try_from(found) {
+            slot.store(i, Ordering::Relaxed);
+        }
+        Some(found)
     }
 
     pub fn streams(&self) -> &StreamSet {
@@ -179,7 +218,8 @@ impl Decoder {
                 DecodeError::Json(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
             )
         })?;
-        let (cells, duplicate) = self.capture(text, false).map_err(|e| {
+        let mut cells = Cells::new();
+        let duplicate = self.capture(text, false, &mut cells).map_err(|e| {
             let error = match e.classify() {
                 serde_json::error::Category::Data => DecodeError::NotAnObject(e.to_string()),
                 _ => DecodeError::Json(e.to_string()),
@@ -205,19 +245,24 @@ impl Decoder {
 
     /// One pass over the top-level object; with `routes_only`, members other than route fields
     /// are skipped unread.
+    /// Fills `cells` (one per member) and returns the first member that appeared twice.
     fn capture<'t>(
         &self,
         text: &'t str,
         routes_only: bool,
-    ) -> Result<Captured<'t>, serde_json::Error> {
+        cells: &mut Cells<'t>,
+    ) -> Result<Option<usize>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let captured = TopLevel {
+        cells.clear();
+        cells.resize(self.members.len(), None);
+        let duplicate = TopLevel {
             decoder: self,
             routes_only,
+            cells,
         }
         .deserialize(&mut de)?;
         de.end()?;
-        Ok(captured)
+        Ok(duplicate)
     }
 
     fn is_route_member(&self, member: usize) -> bool {
@@ -228,7 +273,8 @@ impl Decoder {
 
     /// The stream of a record whose members did not all parse, read from its route alone.
     fn probe(&self, text: &str) -> Option<usize> {
-        let (cells, _) = self.capture(text, true).ok()?;
+        let mut cells = Cells::new();
+        self.capture(text, true, &mut cells).ok()?;
         self.route(&cells).ok()
     }
 
@@ -322,14 +368,9 @@ impl Decoder {
         let Value::Time(event_time_ms) = values[def.time_field] else {
             return Err(DecodeError::Missing(def.time().name.clone()));
         };
-        let key = match &values[def.key] {
-            Value::Long(v) => v.to_string(),
-            v => v.as_str(def, def.key).unwrap_or_default().to_string(),
-        };
         Ok(Record {
             stream,
             event_time_ms,
-            key,
             values,
         })
     }
@@ -347,10 +388,14 @@ fn agrees_with_aliases(
         return Ok(());
     }
     for (&alias, name) in plan.aliases.iter().zip(&field.aliases) {
-        if let Some(other) = &cells[alias]
-            && !matches!(other, Cell::Null)
-            && convert(field, Some(other.clone())).ok().as_ref() != Some(value)
-        {
+        let Some(other) = &cells[alias] else { continue };
+        let agrees = match (other, value) {
+            (Cell::Null, _) => true,
+            // The common case (a string key sent twice) compares without converting.
+            (Cell::Str(a), Value::Str(b)) => a == b,
+            _ => convert(field, Some(other.clone())).ok().as_ref() == Some(value),
+        };
+        if !agrees {
             return Err(invalid(
                 field,
                 format!(
@@ -426,7 +471,7 @@ enum Cell<'a> {
     Array,
     Object,
     /// A member a nested path reads inside.
-    Tree(serde_json::Value),
+    Tree(Box<serde_json::Value>),
 }
 
 impl Cell<'_> {
@@ -475,7 +520,7 @@ fn lookup<'a>(cells: &'a [Option<Cell<'a>>], plan: &FieldPlan) -> Option<Cell<'a
     let found = match own {
         Some(Cell::Tree(tree)) if plan.rest.is_empty() => Some(from_tree(tree)),
         Some(Cell::Tree(tree)) => {
-            let mut at = tree;
+            let mut at: &serde_json::Value = tree;
             for segment in &plan.rest {
                 at = match at {
                     serde_json::Value::Object(m) => m.get(segment)?,
@@ -693,43 +738,42 @@ fn pattern_time(
 }
 
 /// Deserializes the top-level object into one optional cell per member of interest.
-struct TopLevel<'d> {
+struct TopLevel<'d, 'c, 'de> {
     decoder: &'d Decoder,
     /// Capture route members only.
     routes_only: bool,
+    /// Where each member of interest goes; the first one seen twice is returned.
+    cells: &'c mut Cells<'de>,
 }
 
-/// The captured members, and the first member of interest that appeared twice.
-type Captured<'de> = (Vec<Option<Cell<'de>>>, Option<usize>);
+/// One slot per member of interest, on the stack for any realistic definition set.
+type Cells<'de> = SmallVec<[Option<Cell<'de>>; 24]>;
 
-impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
-    type Value = Captured<'de>;
+impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_, 'de> {
+    type Value = Option<usize>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_> {
-    type Value = Captured<'de>;
+impl<'de> Visitor<'de> for TopLevel<'_, '_, 'de> {
+    type Value = Option<usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let members = &self.decoder.members;
-        let mut cells: Vec<Option<Cell<'de>>> = vec![None; members.len()];
+        let cells = self.cells;
         let mut duplicate = None;
+        let mut previous = None;
         while let Some(key) = map.next_key::<Text<'de>>()? {
-            let wanted = members.iter().position(|m| *m == *key.0).filter(|i| {
-                !self.routes_only
-                    || self
-                        .decoder
-                        .plans
-                        .iter()
-                        .any(|p| p.route.as_ref().is_some_and(|(r, _)| r == i))
-            });
+            let found = self.decoder.find_member(&key.0, previous);
+            if found.is_some() {
+                previous = found;
+            }
+            let wanted = found.filter(|&i| !self.routes_only || self.decoder.is_route_member(i));
             let Some(i) = wanted else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -738,12 +782,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 duplicate = duplicate.or(Some(i));
             }
             cells[i] = Some(if self.decoder.nested[i] {
-                Cell::Tree(map.next_value::<serde_json::Value>()?)
+                Cell::Tree(Box::new(map.next_value::<serde_json::Value>()?))
             } else {
                 map.next_value_seed(CellSeed)?
             });
         }
-        Ok((cells, duplicate))
+        Ok(duplicate)
     }
 }
 

@@ -48,13 +48,20 @@ pub struct Record {
     pub stream: usize,
     /// The event-time field's value, UTC milliseconds.
     pub event_time_ms: i64,
-    /// The key field's value as text (a long key is written in decimal).
-    pub key: String,
     /// Aligned with [`StreamDef::fields`]; each value has its field's type or is `Null`.
     pub values: Vec<Value>,
 }
 
 impl Record {
+    /// The key field's value as text (a long key in decimal): borrowed, so no key is copied
+    /// per event.
+    pub fn key<'a>(&'a self, def: &'a StreamDef) -> std::borrow::Cow<'a, str> {
+        match &self.values[def.key] {
+            Value::Long(v) => std::borrow::Cow::Owned(v.to_string()),
+            v => std::borrow::Cow::Borrowed(v.as_str(def, def.key).unwrap_or_default()),
+        }
+    }
+
     /// Whether condition `(field, values)` holds: the field's text is one of `values`.
     pub fn matches(&self, def: &StreamDef, field: usize, values: &[String]) -> bool {
         self.values[field]

@@ -61,6 +61,20 @@ pub async fn from_env(
     }
 }
 
+/// [`from_env`] for a Lambda's cold start: the definitions in `s3://{bucket}/` under
+/// `SLUICE_STREAMS_PREFIX`, a failure reported as that variable's configuration error.
+pub async fn for_cold_start(
+    store: &dyn ObjectStore,
+    bucket: &str,
+) -> Result<StreamSet, crate::config::ConfigError> {
+    from_env(store, &format!("s3://{bucket}"))
+        .await
+        .map_err(|e| {
+            let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+            crate::config::ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,12 +37,7 @@ impl Deps {
         let bucket = required_env("SLUICE_BUCKET")?;
         let config = aws_config().await;
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
-        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
-            .await
-            .map_err(|e| {
-                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
-                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
-            })?;
+        let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
         crate::check_definitions(store.as_ref(), &streams)
             .await
             .map_err(|e| {

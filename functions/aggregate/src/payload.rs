@@ -12,8 +12,6 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use sluice_infra::sink::{LocalStreamLog, LogRecord};
 use thiserror::Error;
@@ -171,8 +169,8 @@ impl<'a> KinesisBatch<'a> {
         let mut records = Vec::with_capacity(envelope.records.len());
         for (index, r) in envelope.records.into_iter().enumerate() {
             let start = data.len();
-            STANDARD
-                .decode_vec(r.kinesis.data.as_bytes(), &mut data)
+            base64_simd::STANDARD
+                .decode_append(r.kinesis.data.as_bytes(), &mut data)
                 .map_err(|e| PayloadError::Base64 {
                     index,
                     sequence: r.kinesis.sequence_number.to_string(),

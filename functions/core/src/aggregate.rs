@@ -9,7 +9,7 @@ use crate::detect::{
     Transform,
 };
 use crate::stream::{Decoder, Detect, DetectScope, Record, StreamDef, StreamSet};
-use crate::window::metrics::{Samples, samples};
+use crate::window::metrics::{Samples, samples, sketch_flags};
 use crate::window::{
     ClosedWindow, Discarded, EngineConfig, MetricShape, Placement, RollupShape, StreamWindows,
     WindowEngine, WindowSpec, WindowState,
@@ -190,6 +190,8 @@ pub struct Aggregator<'c> {
     engine: WindowEngine,
     detectors: DetectorBank,
     samples: Samples,
+    /// Per stream, [`sketch_flags`] of its metrics.
+    sketch_flags: Vec<Vec<u8>>,
 }
 
 impl<'c> Aggregator<'c> {
@@ -225,6 +227,12 @@ impl<'c> Aggregator<'c> {
             detectors,
             engine,
             samples: Vec::new(),
+            sketch_flags: config
+                .streams()
+                .streams()
+                .iter()
+                .map(sketch_flags)
+                .collect(),
         };
         let restored = Restored {
             windows_discarded,
@@ -243,7 +251,12 @@ impl<'c> Aggregator<'c> {
     /// Places one decoded record in its windows (or reports it late).
     pub fn push(&mut self, record: &Record) -> Placement {
         let def = &self.config.streams().streams()[record.stream];
-        samples(def, record, &mut self.samples);
+        samples(
+            def,
+            &self.sketch_flags[record.stream],
+            record,
+            &mut self.samples,
+        );
         let key = record.key(def);
         self.engine
             .push(record.stream, &key, record.event_time_ms, &self.samples)

@@ -33,12 +33,7 @@ impl Deps {
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e.message()))?;
         let config = aws_config().await;
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
-        let streams = streams::from_env(store.as_ref(), &format!("s3://{bucket}"))
-            .await
-            .map_err(|e| {
-                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
-                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
-            })?;
+        let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
         let mapper = Mapper::new(&mapping, streams)
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e))?;
         // Read once per cold start; the value never reaches a log line.

@@ -340,6 +340,17 @@ pub struct MetricDef {
     pub rollup_only: bool,
 }
 
+impl MetricDef {
+    /// Whether any percentile is declared (the metric keeps a quantile sketch).
+    pub fn wants_quantiles(&self) -> bool {
+        self.aggregates.iter().any(|a| a.is_percentile())
+    }
+
+    pub fn wants_distinct(&self) -> bool {
+        self.aggregates.contains(&Aggregate::Distinct)
+    }
+}
+
 /// A stream-wide series: every event of the stream also feeds the key `name`, in rows with
 /// `scope = 'rollup'`.
 #[derive(Debug, Clone, PartialEq)]

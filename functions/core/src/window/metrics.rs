@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::sketch::stable_hash;
-use crate::stream::{Aggregate, MetricSource, Record, StreamDef, Value};
+use crate::stream::{MetricSource, Record, StreamDef, Value};
 
 /// One metric's value in one event; `weight` feeds the weighted average (quantity for VWAP).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -53,13 +53,32 @@ impl Sample {
 /// One entry per metric of the stream; `None` where the event does not contribute.
 pub type Samples = Vec<Option<Sample>>;
 
-/// Fills `out` with the samples of `record` (cleared first, so a buffer can be reused).
+/// The sketches each metric of `def` keeps ([`Sample::QUANTILES`], [`Sample::DISTINCT`]), in
+/// metric order: computed once per configuration, not per event.
+pub fn sketch_flags(def: &StreamDef) -> Vec<u8> {
+    def.metrics
+        .iter()
+        .map(|m| {
+            let mut flags = 0;
+            if m.wants_quantiles() {
+                flags |= Sample::QUANTILES;
+            }
+            if m.wants_distinct() {
+                flags |= Sample::DISTINCT;
+            }
+            flags
+        })
+        .collect()
+}
+
+/// Fills `out` with the samples of `record` (cleared first, so a buffer can be reused);
+/// `flags` is [`sketch_flags`] of `def`.
 ///
 /// A metric contributes when its `when` condition holds and its field is not null; a metric of
 /// a non-numeric field contributes 1 (it can only count). A null weight weighs 0.
-pub fn samples(def: &StreamDef, record: &Record, out: &mut Samples) {
+pub fn samples(def: &StreamDef, flags: &[u8], record: &Record, out: &mut Samples) {
     out.clear();
-    out.extend(def.metrics.iter().map(|m| {
+    out.extend(def.metrics.iter().zip(flags).map(|(m, &sketches)| {
         if let Some(c) = &m.when
             && !record.matches(def, c.field, &c.values)
         {
@@ -75,13 +94,8 @@ pub fn samples(def: &StreamDef, record: &Record, out: &mut Samples) {
         let weight = m
             .weight
             .map_or(1.0, |w| record.values[w].as_f64().unwrap_or(0.0));
-        let mut sketches = 0;
-        if m.aggregates.iter().any(|a| a.is_percentile()) {
-            sketches |= Sample::QUANTILES;
-        }
         let mut hash = 0;
-        if m.aggregates.contains(&Aggregate::Distinct) {
-            sketches |= Sample::DISTINCT;
+        if sketches & Sample::DISTINCT != 0 {
             hash = match m.source {
                 MetricSource::Constant(v) => stable_hash(&v.to_le_bytes()),
                 MetricSource::Field(i) => value_hash(def, record, i),

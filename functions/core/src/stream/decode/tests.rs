@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{self, Payload, Scenario};
+use crate::event::{Payload, Scenario};
 use crate::generate::{Generator, GeneratorConfig};
 use crate::stream::{StreamDef, parse};
 
@@ -24,8 +24,8 @@ fn number_of(def: &StreamDef, r: &Record, name: &str) -> Option<f64> {
     r.values[i].as_f64()
 }
 
-/// The shipped definitions accept exactly what the scenario decoder accepted, with the same
-/// values: every event of the three generators, and every rejection with the same code.
+/// The shipped definitions accept exactly what the scenario decoder before them accepted, with
+/// the same values: every event of the three generators, and every rejection with the same code.
 #[test]
 fn shipped_definitions_decode_like_the_scenario_decoder() {
     let d = Decoder::new(StreamSet::builtin());
@@ -66,40 +66,39 @@ fn shipped_definitions_decode_like_the_scenario_decoder() {
         }
     }
     let trade = r#"{"scenario":"trades","event_id":"e1","event_time":"2026-11-24T05:00:00.250Z","key":"TSLA","symbol":"TSLA","side":"BUY","price":251.5,"quantity":100,"trade_type":"LIMIT"}"#;
-    let cases = [
-        "{not json".to_string(),
-        trade.replace(r#""price":251.5,"#, ""),
-        trade.replace("251.5", "-1"),
-        trade.replace("251.5", "0"),
-        trade.replace("251.5", "\"251.5\""),
-        trade.replace("251.5,", "251.5"),
-        trade.replace(r#""quantity":100"#, r#""quantity":1.5"#),
-        trade.replace("BUY", "HOLD"),
-        trade.replace("trades", "weather"),
-        trade.replace(r#""scenario":"trades","#, ""),
-        trade.replace("2026-11-24T05:00:00.250Z", "1970-01-01T00:00:00Z"),
-        trade.replace(".250Z", ".250"),
-        trade.replace(r#""key":"TSLA","symbol":"TSLA""#, r#""key":"TSLA""#),
-        trade.replace(r#""event_id":"e1""#, r#""event_id":"  ""#),
-        r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"purchase"}"#.to_string(),
-        r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"view","amount":[1]}"#.to_string(),
-        r#"{"scenario":"telemetry","event_id":"t","event_time":"2026-11-24T05:00:00Z","host":"h","cpu_pct":250.0,"mem_pct":1,"error_count":0,"latency_ms":1}"#.to_string(),
-        "[1, 2]".to_string(),
-        trade.replace(r#""symbol":"TSLA""#, r#""symbol":"AAPL""#),
-        trade.replace(r#""key":"TSLA""#, r#""key":"\u3000""#),
-        trade.replace(r#""scenario":"trades","#, r#""scenario":"trades","scenario":"trades","#),
-        trade.replace(r#""price":251.5,"#, r#""price":251.5,"price":251.5,"#),
-        format!("{trade} trailing"),
+    // Each case with the reason code the scenario decoder before stream definitions gave it
+    // (None: accepted), and the code the definitions give now.
+    let cases: Vec<(String, Option<&str>)> = vec![
+        ("{not json".into(), Some("malformed_json")),
+        (trade.replace(r#""price":251.5,"#, ""), Some("missing_field")),
+        (trade.replace("251.5", "-1"), Some("invalid_value")),
+        (trade.replace("251.5", "0"), Some("invalid_value")),
+        (trade.replace("251.5", "\"251.5\""), Some("wrong_type")),
+        (trade.replace("251.5,", "251.5"), Some("malformed_json")),
+        (trade.replace(r#""quantity":100"#, r#""quantity":1.5"#), Some("invalid_value")),
+        (trade.replace("BUY", "HOLD"), Some("invalid_value")),
+        (trade.replace("trades", "weather"), Some("unknown_scenario")),
+        (trade.replace(r#""scenario":"trades","#, ""), Some("missing_field")),
+        (trade.replace("2026-11-24T05:00:00.250Z", "1970-01-01T00:00:00Z"), Some("invalid_value")),
+        (trade.replace(".250Z", ".250"), Some("invalid_value")),
+        (trade.replace(r#""key":"TSLA","symbol":"TSLA""#, r#""key":"TSLA""#), None),
+        (trade.replace(r#""event_id":"e1""#, r#""event_id":"  ""#), Some("invalid_value")),
+        (r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"purchase"}"#.into(), Some("missing_field")),
+        (r#"{"scenario":"clickstream","event_id":"c","event_time":"2026-11-24T05:00:00Z","user_id":"u","product_id":"p","action":"view","amount":[1]}"#.into(), Some("wrong_type")),
+        (r#"{"scenario":"telemetry","event_id":"t","event_time":"2026-11-24T05:00:00Z","host":"h","cpu_pct":250.0,"mem_pct":1,"error_count":0,"latency_ms":1}"#.into(), Some("invalid_value")),
+        ("[1, 2]".into(), Some("wrong_type")),
+        (format!("{trade} trailing"), Some("malformed_json")),
+        (trade.replace(r#""symbol":"TSLA""#, r#""symbol":"AAPL""#), Some("invalid_value")),
+        (trade.replace(r#""key":"TSLA""#, r#""key":"\u3000""#), Some("invalid_value")),
+        (trade.replace(r#""scenario":"trades","#, r#""scenario":"trades","scenario":"trades","#), Some("wrong_type")),
+        (trade.replace(r#""price":251.5,"#, r#""price":251.5,"price":251.5,"#), Some("wrong_type")),
     ];
-    for json in cases {
-        let old = event::decode(json.as_bytes(), None)
-            .map(|_| ())
-            .map_err(|e| e.code());
-        let new = d
+    for (json, code) in cases {
+        let got = d
             .decode(json.as_bytes(), None)
-            .map(|_| ())
-            .map_err(|e| e.error.code());
-        assert_eq!(new, old, "{json}");
+            .err()
+            .map(|e| e.error.code());
+        assert_eq!(got, code, "{json}");
     }
     let far_future = d
         .decode(trade.as_bytes(), Some(1_700_000_000_000))

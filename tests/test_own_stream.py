@@ -241,5 +241,5 @@ def test_definition_changes_must_be_additive(sluice, lake, tmp_path):
     assert proc.returncode != 0 and "new field \"o3\" (column o3) is not nullable" in proc.stderr, proc.stderr
     path, proc = invoke(base + '\n[fields.o3]\ntype = "double"\nnullable = true\n')
     assert proc.returncode == 0, proc.stderr
-    recorded = json.loads((copy / "state" / "columns" / "airquality.json").read_text())
+    recorded = json.loads((copy / "state" / "aggregate" / "_columns" / "airquality.json").read_text())
     assert [c["column"] for c in recorded["columns"]][-1] == "o3"

@@ -38,13 +38,17 @@ impl Deps {
         let config = aws_config().await;
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
         let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
-        crate::check_definitions(store.as_ref(), &streams)
-            .await
-            .map_err(|e| {
-                let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
-                ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
-            })?;
         let settings = settings_from_env(streams)?;
+        crate::check_definitions(
+            store.as_ref(),
+            settings.aggregate.streams(),
+            &settings.state_prefix,
+        )
+        .await
+        .map_err(|e| {
+            let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
+            ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
+        })?;
         Ok(Deps {
             store,
             settings,

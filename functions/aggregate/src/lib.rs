@@ -129,8 +129,10 @@ impl HandlerError {
     }
 }
 
-/// Where the lake records the raw-table columns each stream has had.
-pub const COLUMNS_PREFIX: &str = "state/columns";
+/// Where, under the aggregate function's state prefix, the lake records the raw-table columns
+/// each stream has had (`{state_prefix}/_columns/<stream>.json`: inside the prefix the
+/// function's role may write, and never a shard's state key, which ends in a shard id).
+pub const COLUMNS_DIR: &str = "_columns";
 
 /// Why the definitions cannot be used with this lake.
 #[derive(Debug, Error)]
@@ -150,9 +152,14 @@ pub enum DefinitionsError {
 pub async fn check_definitions(
     store: &dyn ObjectStore,
     streams: &StreamSet,
+    state_prefix: &str,
 ) -> Result<(), DefinitionsError> {
     for def in streams.streams() {
-        let key = format!("{COLUMNS_PREFIX}/{}.json", def.name);
+        let key = format!(
+            "{}/{COLUMNS_DIR}/{}.json",
+            state_prefix.trim_end_matches('/'),
+            def.name
+        );
         let (recorded, condition) = match store.get(&key).await? {
             None => (None, Precondition::DoesNotExist),
             Some(object) => {

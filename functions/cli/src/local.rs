@@ -190,7 +190,12 @@ pub async fn aggregate_deps(
     settings: sluice_aggregate::Settings,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<sluice_aggregate::Deps> {
-    sluice_aggregate::check_definitions(store.as_ref(), settings.aggregate.streams()).await?;
+    sluice_aggregate::check_definitions(
+        store.as_ref(),
+        settings.aggregate.streams(),
+        &settings.state_prefix,
+    )
+    .await?;
     Ok(sluice_aggregate::Deps {
         store,
         settings,

@@ -625,12 +625,14 @@ def process_shard(shard_id: str, records: list, result: Result,
         seq, arrival = k["sequenceNumber"], arrival_ms(k["approximateArrivalTimestamp"])
         try:
             data = base64.b64decode(k["data"], validate=True)
-        except (binascii.Error, ValueError) as e:  # sluice's runtime refuses the whole payload
-            raise ValueError(f"record {seq}: data is not base64: {e}") from None
+        except (binascii.Error, ValueError) as e:  # one bad record: its text is quarantined
+            quarantine.append((seq, arrival, k.get("partitionKey", ""), "malformed_envelope",
+                               f"data is not base64: {e}", k["data"].encode(), "unknown"))
+            continue
         try:
             e = decode(data, arrival)
         except Rejected as why:
-            quarantine.append((seq, arrival, k.get("partitionKey", ""), why.code, why.reason, data))
+            quarantine.append((seq, arrival, k.get("partitionKey", ""), why.code, why.reason, data, None))
             continue
         events[e[0]].append(e[1:])
         lineage[e[0]].append((seq, arrival))
@@ -729,7 +731,7 @@ def process_shard(shard_id: str, records: list, result: Result,
     if quarantine:
         parts = {}
         for q in quarantine:
-            parts.setdefault((quarantine_scenario(q[5]), _hour(q[1])), []).append(q)
+            parts.setdefault((q[6] or quarantine_scenario(q[5]), _hour(q[1])), []).append(q[:6])
         for (scenario, hour), rows in sorted(parts.items()):
             seq, arrival, pk, code, reason, raw = zip(*rows)
             table = pa.table({

@@ -214,6 +214,16 @@ def test_escaped_scenario_partition(batches, tmp_path):
     assert report.ok, report.text()
 
 
+def test_a_record_that_is_not_base64_is_quarantined_not_the_batch(batches, tmp_path):
+    event = with_records(load(batches["trades"]), [trade(), trade()])
+    event["Records"][-1]["kinesis"]["data"] = '{"scenario":"trades"}'  # not base64
+    sluice, python, report = run_both(event, tmp_path)
+    assert report.ok, report.text()
+    quarantine = compare._frames(python)["quarantine"]
+    assert list(quarantine["reason_code"]) == ["malformed_envelope"]
+    assert list(quarantine["raw"]) == [b'{"scenario":"trades"}']
+
+
 def test_fractional_arrival_time(batches, tmp_path):
     # aws_lambda_events 1.2.1 read the fraction as unscaled milliseconds (.5 s became 5 ms);
     # sluice's own envelope reader (functions/aggregate/src/payload.rs) keeps it.

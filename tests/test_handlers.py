@@ -149,3 +149,20 @@ def test_bench_aggregate_accounts_for_every_record(sluice, tmp_path):
     assert out["records"] == 3000 and out["events"] + out["quarantined"] == 3000
     assert out["windows"] > 0 and out["objects"] >= 2 and out["parquet_bytes"] > 0
     assert out["events_per_s"] > 0 and out["peak_rss_mb"] > 0
+
+
+def test_aggregate_refuses_a_payload_of_another_trigger_naming_it(sluice, tmp_path):
+    """A Kafka event (Lambda's MSK shape) is not a Kinesis batch: an error naming what arrived,
+    not a silent success that writes nothing."""
+    event = tmp_path / "msk.json"
+    event.write_text(json.dumps({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:eu-west-1:123456789012:cluster/c/abc",
+        "records": {"trades-0": [{"topic": "trades", "partition": 0, "offset": 15, "timestamp": 1795496400000,
+                                  "timestampType": "CREATE_TIME", "key": "QUFQTA==", "value": "e30=", "headers": []}]},
+    }))
+    lake = tmp_path / "lake"
+    proc = sluice("invoke", "aggregate", "--event", event, "--lake", lake, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert 'eventSource "aws:kafka"' in proc.stderr, proc.stderr
+    assert not list(lake.rglob("*.parquet"))

@@ -214,7 +214,9 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
     let mut response = KinesisEventResponse::default();
     for ((arn, shard), records) in &shards {
         if let Err(e) = handle_shard(*arn, shard, records, deps).await {
-            if let HandlerError::CorruptState { .. } = e {
+            // Reporting the records as failed would have Lambda retry what fails the same way
+            // every time: fail the invocation instead, marked not retryable.
+            if !e.is_retryable() {
                 return Err(e);
             }
             tracing::error!(shard, error = %e, "shard batch failed; Lambda will retry it from its first record");

@@ -59,18 +59,20 @@ pub enum PayloadError {
     Utf8 { at: usize },
     #[error("record {index} (sequence {sequence}): approximateArrivalTimestamp is not a number")]
     Arrival { index: usize, sequence: String },
-    #[error("record {index} (sequence {sequence}): data is not base64: {message}")]
-    Base64 {
-        index: usize,
-        sequence: String,
-        message: String,
-    },
+    /// Valid JSON of another trigger (a Kafka event, a scheduled event, …): not retryable.
+    #[error("not a Kinesis event (no Records): received {received}")]
+    NotKinesis { received: String },
 }
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "Records", borrow, default)]
-    records: Vec<WireRecord<'a>>,
+    records: Option<Vec<WireRecord<'a>>>,
+    /// Set by other triggers (`aws:kafka`, `SelfManagedKafka`), to say what arrived instead.
+    #[serde(rename = "eventSource", borrow, default)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +145,9 @@ struct Record<'a> {
     sequence: Cow<'a, str>,
     arrival_ms: i64,
     data: Range<usize>,
+    /// Why the record's data could not be read from the envelope (its base64 text is kept as
+    /// the data, for the quarantine).
+    envelope_error: Option<String>,
 }
 
 /// A parsed Kinesis trigger payload.
@@ -159,23 +164,34 @@ impl<'a> KinesisBatch<'a> {
             at: e.valid_up_to(),
         })?;
         let envelope: Envelope<'a> = serde_json::from_str(text)?;
+        let Some(wire_records) = envelope.records else {
+            let received = match (&envelope.event_source, &envelope.detail_type) {
+                (Some(source), _) => format!("an event with eventSource {source:?}"),
+                (None, Some(detail)) => format!("an event with detail-type {detail:?}"),
+                (None, None) => "a JSON object without Records".to_string(),
+            };
+            return Err(PayloadError::NotKinesis { received });
+        };
         // Decoded data is at most 3/4 of its base64 text.
-        let capacity = envelope
-            .records
+        let capacity = wire_records
             .iter()
             .map(|r| r.kinesis.data.len() / 4 * 3 + 3)
             .sum();
         let mut data = Vec::with_capacity(capacity);
-        let mut records = Vec::with_capacity(envelope.records.len());
-        for (index, r) in envelope.records.into_iter().enumerate() {
+        let mut records = Vec::with_capacity(wire_records.len());
+        for (index, r) in wire_records.into_iter().enumerate() {
             let start = data.len();
-            base64_simd::STANDARD
-                .decode_append(r.kinesis.data.as_bytes(), &mut data)
-                .map_err(|e| PayloadError::Base64 {
-                    index,
-                    sequence: r.kinesis.sequence_number.to_string(),
-                    message: e.to_string(),
-                })?;
+            // A record whose data is not base64 is one bad record, not a bad batch: its text
+            // goes to the quarantine with the reason.
+            let envelope_error =
+                match base64_simd::STANDARD.decode_append(r.kinesis.data.as_bytes(), &mut data) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        data.truncate(start);
+                        data.extend_from_slice(r.kinesis.data.as_bytes());
+                        Some(format!("data is not base64: {e}"))
+                    }
+                };
             let arrival_ms = r
                 .kinesis
                 .approximate_arrival_timestamp
@@ -191,6 +207,7 @@ impl<'a> KinesisBatch<'a> {
                 sequence: r.kinesis.sequence_number,
                 arrival_ms,
                 data: start..data.len(),
+                envelope_error,
             });
         }
         Ok(Self { records, data })
@@ -221,6 +238,7 @@ impl<'a> KinesisBatch<'a> {
                     arrival_ms: r.arrival_ms,
                     partition_key: &r.partition_key,
                     data: &self.data[r.data.clone()],
+                    envelope_error: r.envelope_error.as_deref(),
                 },
             )
         })
@@ -298,5 +316,37 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("sequence 77"), "{err}");
+    }
+
+    #[test]
+    fn another_trigger_is_named_and_a_bad_record_is_kept_for_the_quarantine() {
+        let kafka = br#"{"eventSource":"aws:kafka","records":{"t-0":[]}}"#;
+        let err = KinesisBatch::parse(kafka).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "not a Kinesis event (no Records): received an event with eventSource \"aws:kafka\""
+        );
+        let scheduled = br#"{"detail-type":"Scheduled Event","source":"aws.scheduler"}"#;
+        assert!(
+            KinesisBatch::parse(scheduled)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("Scheduled Event")
+        );
+        let bad = br#"{"Records":[{"eventID":"s:1","kinesis":{"partitionKey":"k","sequenceNumber":"1","data":"@@@=","approximateArrivalTimestamp":1795496400.5}},{"eventID":"s:2","kinesis":{"partitionKey":"k","sequenceNumber":"2","data":"e30=","approximateArrivalTimestamp":1795496400.5}}]}"#;
+        let batch = KinesisBatch::parse(bad).unwrap();
+        let records: Vec<_> = batch.records().map(|(_, _, r)| r).collect();
+        assert_eq!(records[0].data, b"@@@=", "the base64 text is kept");
+        assert!(
+            records[0]
+                .envelope_error
+                .unwrap()
+                .starts_with("data is not base64")
+        );
+        assert_eq!(
+            (records[1].data, records[1].envelope_error),
+            (&b"{}"[..], None)
+        );
     }
 }

@@ -67,8 +67,12 @@ pub enum HandlerError {
         #[source]
         source: LakeError,
     },
+    /// The cooldown state cannot be read: a retry reads the same bytes.
+    #[error("alert state {key} is unreadable: {message}")]
+    CorruptState { key: String, message: String },
+    /// Other invocations kept committing first: a retry later can succeed.
     #[error("alert state: {0}")]
-    State(String),
+    Contended(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{failed} alert(s) could not be delivered: {message}")]
@@ -76,8 +80,15 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
+    /// Whether invoking again can help: not for a file or a state that will read the same way.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, HandlerError::Parquet { .. })
+        match self {
+            HandlerError::Parquet { .. } | HandlerError::CorruptState { .. } => false,
+            HandlerError::Read { source, .. } | HandlerError::Store(source) => {
+                source.is_retryable()
+            }
+            HandlerError::Contended(_) | HandlerError::Notify { .. } => true,
+        }
     }
 }
 
@@ -173,8 +184,12 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
     for attempt in 0..5 {
         let (mut state, condition) = match deps.store.get(&deps.state_key).await? {
             Some(obj) => (
-                serde_json::from_slice::<AlertState>(&obj.body)
-                    .map_err(|e| HandlerError::State(e.to_string()))?,
+                serde_json::from_slice::<AlertState>(&obj.body).map_err(|e| {
+                    HandlerError::CorruptState {
+                        key: deps.state_key.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
                 Precondition::Matches(obj.etag),
             ),
             None => (AlertState::default(), Precondition::DoesNotExist),
@@ -198,7 +213,10 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
             state = trial;
             sent += 1;
         }
-        let body = serde_json::to_vec(&state).map_err(|e| HandlerError::State(e.to_string()))?;
+        let body = serde_json::to_vec(&state).map_err(|e| HandlerError::CorruptState {
+            key: deps.state_key.clone(),
+            message: e.to_string(),
+        })?;
         match deps.store.put_if(&deps.state_key, body, condition).await {
             Ok(_) => {
                 response.sent = sent;
@@ -222,8 +240,8 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
             Err(e) => return Err(e.into()),
         }
     }
-    Err(HandlerError::State(
-        "alert state kept changing concurrently; giving up after 5 attempts".into(),
+    Err(HandlerError::Contended(
+        "kept changing concurrently; giving up after 5 attempts".into(),
     ))
 }
 
@@ -235,6 +253,34 @@ mod tests {
     fn default_rules_load() {
         let rules = load_rules(None, &StreamSet::builtin()).unwrap();
         assert!(rules.rules.len() >= 4);
+    }
+
+    #[test]
+    fn only_errors_a_retry_can_fix_are_retryable() {
+        let corrupt = HandlerError::CorruptState {
+            key: STATE_KEY.into(),
+            message: "expected value at line 1".into(),
+        };
+        assert!(
+            !corrupt.is_retryable(),
+            "a corrupt state reads the same next time"
+        );
+        assert!(HandlerError::Contended("busy".into()).is_retryable());
+        assert!(
+            HandlerError::Notify {
+                failed: 1,
+                message: "SNS throttled".into()
+            }
+            .is_retryable()
+        );
+        let gone = StoreError::PreconditionFailed { key: "k".into() };
+        assert!(
+            HandlerError::Read {
+                key: "k".into(),
+                source: gone
+            }
+            .is_retryable()
+        );
     }
 
     #[test]

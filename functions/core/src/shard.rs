@@ -37,6 +37,8 @@ pub struct InRecord<'a> {
     pub arrival_ms: i64,
     pub partition_key: &'a str,
     pub data: &'a [u8],
+    /// Why the envelope's data could not be read (`data` then holds its text): quarantined.
+    pub envelope_error: Option<&'a str>,
 }
 
 /// Counts of what one shard batch did.
@@ -151,6 +153,17 @@ pub fn process_shard(
             sequence_number: r.sequence,
             arrival_ms: r.arrival_ms,
         };
+        if let Some(reason) = r.envelope_error {
+            quarantine.push(QuarantineRow {
+                lineage,
+                partition_key: r.partition_key,
+                stream: None,
+                reason_code: "malformed_envelope",
+                reason: reason.to_string(),
+                raw: r.data,
+            });
+            continue;
+        }
         match config.decoder().decode(r.data, Some(r.arrival_ms)) {
             Ok(record) => {
                 if let Placement::Late { watermark_ms } = aggregator.push(&record) {
@@ -369,6 +382,7 @@ mod tests {
                 arrival_ms: 1_795_496_400_000 + 600_000,
                 partition_key: "k",
                 data: bytes,
+                envelope_error: None,
             })
             .collect()
     }

@@ -331,9 +331,19 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
-    /// A response that cannot be mapped will not map on retry; everything else may.
+    /// A response that cannot be mapped will not map on retry, and a client error (a bad key,
+    /// a wrong URL: 4xx other than 408 and 429) answers the same way next time; a server
+    /// error, a timeout or a transport failure may pass later.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, HandlerError::Unmappable { .. })
+        match self {
+            HandlerError::Unmappable { .. } => false,
+            HandlerError::Fetch {
+                source: FetchError::Status { status, .. },
+                ..
+            } => !(400..500).contains(status) || *status == 408 || *status == 429,
+            HandlerError::Fetch { .. } | HandlerError::Sink(_) => true,
+            HandlerError::Store(e) => e.is_retryable(),
+        }
     }
 }
 
@@ -509,6 +519,23 @@ coerce = true
             m("stream = \"trades\"\n[fields]\nprice = \"p\"\n"),
             MappingError::BadPointer { .. }
         ));
+    }
+
+    #[test]
+    fn client_errors_are_not_retried_and_server_errors_are() {
+        let status = |status| HandlerError::Fetch {
+            target: "https://api.example.com/quotes".into(),
+            source: FetchError::Status {
+                status,
+                body: String::new(),
+            },
+        };
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!status(code).is_retryable(), "{code}");
+        }
+        for code in [408, 429, 500, 502, 503] {
+            assert!(status(code).is_retryable(), "{code}");
+        }
     }
 
     #[test]

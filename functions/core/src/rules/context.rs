@@ -1,9 +1,12 @@
 //! One window or anomaly row as the variables a rule's condition reads.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::types::{
+    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, TimeUnit};
 use evalexpr::{Context, DefaultNumericTypes, EvalexprError, EvalexprResult, Value};
 
 use super::Source;
@@ -126,6 +129,50 @@ impl Context for RowContext {
     }
 }
 
+/// One cell as a rule variable, for whatever types a valid Parquet writer may have used for the
+/// table's columns (sluice writes Utf8, Int64, Float64 and millisecond timestamps; other
+/// writers, or arrow-rs reading another writer's file, give large or view strings, 32-bit
+/// numbers, second/micro/nanosecond timestamps). Nulls of numbers are NaN, so comparisons with
+/// them are false rather than errors; `None` for a type no rule reads.
+fn cell(column: &dyn Array, row: usize) -> Option<Value<DefaultNumericTypes>> {
+    let number = |v: Option<f64>| Value::Float(v.unwrap_or(f64::NAN));
+    if column.is_null(row) {
+        return match column.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                Some(Value::String(String::new()))
+            }
+            DataType::Boolean => Some(Value::Boolean(false)),
+            _ => Some(number(None)),
+        };
+    }
+    Some(match column.data_type() {
+        DataType::Utf8 => Value::String(column.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => Value::String(column.as_string::<i64>().value(row).to_string()),
+        DataType::Utf8View => Value::String(column.as_string_view().value(row).to_string()),
+        DataType::Boolean => Value::Boolean(column.as_boolean().value(row)),
+        DataType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
+        DataType::Int32 => Value::Int(i64::from(column.as_primitive::<Int32Type>().value(row))),
+        DataType::Float64 => Value::Float(column.as_primitive::<Float64Type>().value(row)),
+        DataType::Float32 => {
+            Value::Float(f64::from(column.as_primitive::<Float32Type>().value(row)))
+        }
+        // Rules compare times in UTC milliseconds, whatever unit the file stored.
+        DataType::Timestamp(unit, _) => Value::Int(match unit {
+            TimeUnit::Second => column.as_primitive::<TimestampSecondType>().value(row) * 1_000,
+            TimeUnit::Millisecond => column.as_primitive::<TimestampMillisecondType>().value(row),
+            TimeUnit::Microsecond => column
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(row)
+                .div_euclid(1_000),
+            TimeUnit::Nanosecond => column
+                .as_primitive::<TimestampNanosecondType>()
+                .value(row)
+                .div_euclid(1_000_000),
+        }),
+        _ => return None,
+    })
+}
+
 /// Turns every row of a windows/anomalies batch into a rule context. Nulls become NaN (floats)
 /// so comparisons with them are false rather than errors.
 pub fn rows(
@@ -151,20 +198,8 @@ pub fn rows(
                 else {
                     continue;
                 };
-                let value = match field.data_type() {
-                    DataType::Utf8 => {
-                        Value::String(column.as_string::<i32>().value(row).to_string())
-                    }
-                    DataType::Int64 if column.is_null(row) => Value::Float(f64::NAN),
-                    DataType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
-                    DataType::Float64 if column.is_null(row) => Value::Float(f64::NAN),
-                    DataType::Float64 => {
-                        Value::Float(column.as_primitive::<Float64Type>().value(row))
-                    }
-                    DataType::Timestamp(_, _) => {
-                        Value::Int(column.as_primitive::<TimestampMillisecondType>().value(row))
-                    }
-                    _ => continue,
+                let Some(value) = cell(column.as_ref(), row) else {
+                    continue;
                 };
                 ctx.push(name, value);
             }

@@ -318,4 +318,54 @@ severity = "info"
         alert.window_end_ms = 400_000;
         assert!(state.admit(&alert, 300_000), "other key");
     }
+
+    #[test]
+    fn rows_from_another_writer_are_read_not_panicked_on() {
+        use std::sync::Arc;
+
+        use arrow_array::{
+            ArrayRef, Float32Array, Int32Array, LargeStringArray, RecordBatch, StringArray,
+            TimestampMicrosecondArray,
+        };
+        // Microsecond timestamps, large strings, 32-bit numbers: what DuckDB or Spark may write.
+        let end_us = 1_795_496_460_000_000i64;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("key", Arc::new(LargeStringArray::from(vec!["AAPL"]))),
+            (
+                "window_name",
+                Arc::new(StringArray::from(vec!["tumbling_1m"])),
+            ),
+            ("metric", Arc::new(StringArray::from(vec!["price"]))),
+            (
+                "window_start",
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![end_us - 60_000_000]).with_timezone("UTC"),
+                ),
+            ),
+            (
+                "window_end",
+                Arc::new(TimestampMicrosecondArray::from(vec![end_us]).with_timezone("UTC")),
+            ),
+            ("count", Arc::new(Int32Array::from(vec![7]))),
+            ("avg", Arc::new(Float32Array::from(vec![190.5f32]))),
+            ("first", Arc::new(Float32Array::from(vec![Some(180.0f32)]))),
+            ("last", Arc::new(Float32Array::from(vec![None::<f32>]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let rules = RuleSet::parse(
+            "[[rule]]\nname = \"any\"\nsource = \"windows\"\nwhen = 'count > 5 && avg > 190.0'\nseverity = \"info\"\n",
+            "r.toml",
+            &StreamSet::builtin(),
+        )
+        .unwrap();
+        let (alerts, errors) = rules.evaluate(&batch, "trades", Source::Windows, "k");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            alerts[0].0.window_end_ms,
+            end_us / 1_000,
+            "times are UTC milliseconds"
+        );
+        assert_eq!(alerts[0].0.key, "AAPL");
+    }
 }

@@ -266,6 +266,7 @@ def test_own_stream_fetch_kinesis_aggregate_s3_alert_sns_sqs(
         "SLUICE_SINK": "kinesis",
         "SLUICE_STREAM_NAME": res.stream,
         "SLUICE_FETCH_URL": feed_server.url,
+        "SLUICE_FETCH_ALLOW_HTTP": "true",  # the local feed is plain HTTP on loopback
         "SLUICE_FETCH_SECRET_ARN": secret_arn,
         "SLUICE_FETCH_AUTH_HEADER": AUTH_HEADER,
         "SLUICE_FETCH_MAPPING": (EXAMPLE / "mapping.toml").read_text(),

@@ -2,6 +2,11 @@
 //! exponential backoff on timeouts, connection errors, 429 and 5xx — waiting as long as
 //! `Retry-After` asks (in seconds) when the server says so — and the API key sent in a
 //! configurable header, never logged.
+//!
+//! The key never leaves the API's origin: redirects are followed only within the same scheme,
+//! host and port (reqwest would forward a custom header such as `X-Api-Key` to any host a
+//! redirect names), plain `http://` needs [`HttpPolicy::allow_http`], and the URL is logged and
+//! reported without its query (where some APIs take the key).
 
 use std::time::Duration;
 
@@ -18,6 +23,8 @@ pub struct HttpPolicy {
     pub base_delay: Duration,
     /// Longest wait honoured from `Retry-After` (a Lambda has a deadline).
     pub max_delay: Duration,
+    /// Allow `http://` URLs, whose key travels in clear (local servers in tests only).
+    pub allow_http: bool,
 }
 
 impl Default for HttpPolicy {
@@ -27,6 +34,7 @@ impl Default for HttpPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(20),
+            allow_http: false,
         }
     }
 }
@@ -34,6 +42,8 @@ impl Default for HttpPolicy {
 pub struct HttpApiSource {
     client: reqwest::Client,
     url: String,
+    /// The URL without user info, query or fragment: what logs and errors show.
+    shown: String,
     auth: Option<(String, Secret)>,
     policy: HttpPolicy,
 }
@@ -45,15 +55,35 @@ impl HttpApiSource {
         auth: Option<(String, Secret)>,
         policy: HttpPolicy,
     ) -> Result<Self, FetchError> {
+        let url = url.into();
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| FetchError::Refused(format!("not a URL ({e})")))?;
+        let shown = shown(&parsed);
+        match parsed.scheme() {
+            "https" => {}
+            "http" if policy.allow_http => {}
+            "http" => {
+                return Err(FetchError::Refused(format!(
+                    "{shown} is plain HTTP: the API key would travel in clear (use https://)"
+                )));
+            }
+            other => {
+                return Err(FetchError::Refused(format!(
+                    "{shown}: scheme {other} is not HTTP(S)"
+                )));
+            }
+        }
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             .user_agent(concat!("sluice-fetch/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(same_origin_only))
             .build()
             .map_err(|e| FetchError::Transport(e.to_string()))?;
         Ok(Self {
             client,
-            url: url.into(),
+            url,
+            shown,
             auth,
             policy,
         })
@@ -69,6 +99,27 @@ impl HttpApiSource {
     }
 }
 
+/// A URL as logs and errors may show it: scheme, host, port and path only.
+fn shown(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// Follows a redirect (at most 5) only to the origin the request started at; any other stops,
+/// and the 3xx becomes a [`FetchError::Refused`].
+fn same_origin_only(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let first = attempt.previous().first().map(reqwest::Url::origin);
+    if attempt.previous().len() > 5 || first != Some(attempt.url().origin()) {
+        attempt.stop()
+    } else {
+        attempt.follow()
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -81,7 +132,7 @@ impl ApiSource for HttpApiSource {
         let mut last = String::new();
         for attempt in 0..self.policy.max_attempts {
             if attempt > 0 {
-                tracing::info!(attempt, url = %self.url, %last, "retrying");
+                tracing::info!(attempt, url = %self.shown, %last, "retrying");
             }
             let mut request = self.client.get(&self.url);
             if let Some((header, key)) = &self.auth {
@@ -95,6 +146,18 @@ impl ApiSource for HttpApiSource {
                             return response.bytes().await.map(|b| b.to_vec()).map_err(|e| {
                                 FetchError::Transport(format!("reading the body: {e}"))
                             });
+                        }
+                        if status.is_redirection() {
+                            let to = response
+                                .headers()
+                                .get(reqwest::header::LOCATION)
+                                .and_then(|l| l.to_str().ok())
+                                .and_then(|l| response.url().join(l).ok())
+                                .map_or_else(|| "elsewhere".to_string(), |u| shown(&u));
+                            return Err(FetchError::Refused(format!(
+                                "{} redirects to {to}, another origin: the key is not sent there",
+                                self.shown
+                            )));
                         }
                         let retryable =
                             status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
@@ -116,11 +179,18 @@ impl ApiSource for HttpApiSource {
                         last = if e.is_timeout() {
                             format!("timed out after {:?}", self.policy.timeout)
                         } else {
-                            e.to_string()
+                            e.without_url().to_string()
                         };
                         self.backoff(attempt)
                     }
-                    Err(e) => return Err(FetchError::Transport(e.to_string())),
+                    // reqwest's errors name the URL, query included: say what failed without it.
+                    Err(e) => {
+                        return Err(FetchError::Transport(format!(
+                            "{}: {}",
+                            self.shown,
+                            e.without_url()
+                        )));
+                    }
                 };
             if attempt + 1 < self.policy.max_attempts {
                 tokio::time::sleep(wait).await;
@@ -133,6 +203,6 @@ impl ApiSource for HttpApiSource {
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.shown.clone()
     }
 }

@@ -7,6 +7,7 @@
 //! | `SLUICE_FETCH_SECRET_ARN` | Secrets Manager secret holding the API key (required) |
 //! | `SLUICE_FETCH_AUTH_HEADER` | header the key is sent in (default `Authorization`) |
 //! | `SLUICE_FETCH_MAPPING` | the response → event mapping, TOML (required) |
+//! | `SLUICE_FETCH_ALLOW_HTTP` | `true` allows a plain `http://` URL (local test servers only; the key would travel in clear) |
 //! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions in the bucket; built-in when unset |
 //! | `SLUICE_SINK`, `SLUICE_STREAM_NAME`, … | the stream, as for generate |
 
@@ -41,7 +42,11 @@ impl Deps {
             .get(&secret_arn)
             .await
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_SECRET_ARN", &secret_arn, e))?;
-        let source = HttpApiSource::new(url, Some((header, key)), HttpPolicy::default())
+        let policy = HttpPolicy {
+            allow_http: optional_env("SLUICE_FETCH_ALLOW_HTTP").as_deref() == Some("true"),
+            ..HttpPolicy::default()
+        };
+        let source = HttpApiSource::new(url, Some((header, key)), policy)
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_URL", "(client)", e))?;
         Ok(Deps {
             source: Arc::new(source),

@@ -300,6 +300,10 @@ pub enum FetchError {
     Transport(String),
     #[error("gave up after {attempts} attempts; last: {last}")]
     GaveUp { attempts: u32, last: String },
+    /// Something the key must not be sent to: plain HTTP without the explicit opt-in, or a
+    /// redirect to another origin. A retry gets the same answer.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 pub struct Deps {
@@ -341,6 +345,10 @@ impl HandlerError {
                 source: FetchError::Status { status, .. },
                 ..
             } => !(400..500).contains(status) || *status == 408 || *status == 429,
+            HandlerError::Fetch {
+                source: FetchError::Refused(_),
+                ..
+            } => false,
             HandlerError::Fetch { .. } | HandlerError::Sink(_) => true,
             HandlerError::Store(e) => e.is_retryable(),
         }

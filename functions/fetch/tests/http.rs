@@ -31,6 +31,8 @@ fn policy() -> HttpPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_secs(3),
+        // wiremock serves plain HTTP on loopback.
+        allow_http: true,
     }
 }
 
@@ -198,4 +200,64 @@ async fn malformed_json_is_kept_whole_and_the_invocation_fails() {
             .latest_sequence(0),
         0
     );
+}
+
+#[tokio::test]
+async fn the_key_never_follows_a_redirect_to_another_origin() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(path("/quotes"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("Location", format!("{}/steal?x=1", elsewhere.uri())),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(path("/steal"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(GOOD))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let err = source(&api).fetch().await.unwrap_err();
+    assert!(matches!(err, FetchError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("another origin"), "{err}");
+    assert!(
+        !err.to_string().contains("x=1"),
+        "no query in messages: {err}"
+    );
+    elsewhere.verify().await;
+}
+
+#[tokio::test]
+async fn a_redirect_within_the_origin_is_followed_with_the_key() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quotes"))
+        .respond_with(ResponseTemplate::new(301).insert_header("Location", "/v2/quotes"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/quotes"))
+        .and(header("X-Api-Key", "k3y"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(GOOD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(source(&server).fetch().await.unwrap(), GOOD.as_bytes());
+}
+
+#[test]
+fn plain_http_needs_the_opt_in_and_urls_are_shown_without_their_query() {
+    let key = || Some(("X-Api-Key".to_string(), Secret::new("k3y".into())));
+    let strict = HttpPolicy::default();
+    let err = HttpApiSource::new("http://api.example.com/quotes", key(), strict.clone())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("plain HTTP"), "{err}");
+    let source = HttpApiSource::new(
+        "https://user:pw@api.example.com/quotes?apikey=SECRET",
+        key(),
+        strict,
+    )
+    .unwrap();
+    let shown = source.describe();
+    assert_eq!(shown, "https://api.example.com/quotes");
 }

@@ -56,15 +56,14 @@ fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 }
 
 /// moto on a free port, or `None` (with a loud line) when `SLUICE_MOTO_SERVER` is unset.
+/// The moto server these tests need. A missing server fails the test rather than passing it
+/// unchecked: `bash tests/run.sh` installs moto and sets `SLUICE_MOTO_SERVER`.
 fn moto() -> Option<(Moto, String)> {
     match std::env::var("SLUICE_MOTO_SERVER") {
         Ok(binary) => Some(start_moto(&binary)),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: set SLUICE_MOTO_SERVER to moto_server's path to run the moto tests"
-            );
-            None
-        }
+        Err(_) => panic!(
+            "SLUICE_MOTO_SERVER is not set: these tests need moto_server (bash tests/run.sh installs it and sets the variable)"
+        ),
     }
 }
 
@@ -91,9 +90,22 @@ async fn secrets_are_read_once_and_never_printed() {
         !format!("{secret:?}").contains("s3cr3t"),
         "Debug must not show the value"
     );
+    // Rotated: `get` keeps serving the cached value, `refresh` reads the new one.
+    admin
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("r0tated-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(source.get(&arn).await.unwrap().expose(), "s3cr3t-value");
+    assert_eq!(
+        source.refresh(&arn).await.unwrap().expose(),
+        "r0tated-value"
+    );
     // Cached: still served with the service gone.
     drop(server);
-    assert_eq!(source.get(&arn).await.unwrap().expose(), "s3cr3t-value");
+    assert_eq!(source.get(&arn).await.unwrap().expose(), "r0tated-value");
     let Some((_moto2, endpoint2)) = moto() else {
         return;
     };

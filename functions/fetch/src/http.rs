@@ -8,11 +8,12 @@
 //! redirect names), plain `http://` needs [`HttpPolicy::allow_http`], and the URL is logged and
 //! reported without its query (where some APIs take the key).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use sluice_infra::secret::Secret;
+use sluice_infra::secret::{Secret, SecretSource};
 
 use crate::{ApiSource, FetchError};
 
@@ -44,7 +45,10 @@ pub struct HttpApiSource {
     url: String,
     /// The URL without user info, query or fragment: what logs and errors show.
     shown: String,
-    auth: Option<(String, Secret)>,
+    /// (header, key); the key is replaced when a 401 makes it re-read.
+    auth: Option<(String, Mutex<Secret>)>,
+    /// Where the key comes from, to re-read it once when the API answers 401 (rotated).
+    key_source: Option<(Arc<dyn SecretSource>, String)>,
     policy: HttpPolicy,
 }
 
@@ -84,8 +88,23 @@ impl HttpApiSource {
             client,
             url,
             shown,
-            auth,
+            auth: auth.map(|(header, key)| (header, Mutex::new(key))),
+            key_source: None,
             policy,
+        })
+    }
+
+    /// Re-reads the key from `source` (secret `name`) once per fetch when the API answers
+    /// 401: a rotated key is picked up without a cold start.
+    pub fn with_key_source(mut self, source: Arc<dyn SecretSource>, name: String) -> Self {
+        self.key_source = Some((source, name));
+        self
+    }
+
+    fn key(&self) -> Option<(&str, Secret)> {
+        self.auth.as_ref().map(|(header, key)| {
+            let key = key.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            (header.as_str(), key)
         })
     }
 
@@ -130,13 +149,15 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 impl ApiSource for HttpApiSource {
     async fn fetch(&self) -> Result<Vec<u8>, FetchError> {
         let mut last = String::new();
-        for attempt in 0..self.policy.max_attempts {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        while attempt < self.policy.max_attempts {
             if attempt > 0 {
                 tracing::info!(attempt, url = %self.shown, %last, "retrying");
             }
             let mut request = self.client.get(&self.url);
-            if let Some((header, key)) = &self.auth {
-                request = request.header(header.as_str(), key.expose());
+            if let Some((header, key)) = self.key() {
+                request = request.header(header, key.expose());
             }
             let wait =
                 match request.send().await {
@@ -158,6 +179,21 @@ impl ApiSource for HttpApiSource {
                                 "{} redirects to {to}, another origin: the key is not sent there",
                                 self.shown
                             )));
+                        }
+                        if status == StatusCode::UNAUTHORIZED
+                            && !refreshed
+                            && let (Some((source, name)), Some((_, key))) =
+                                (&self.key_source, &self.auth)
+                        {
+                            // The key may have been rotated since the cold start: read it again,
+                            // once, and try at once.
+                            refreshed = true;
+                            let fresh = source.refresh(name).await.map_err(|e| {
+                                FetchError::Transport(format!("re-reading the API key: {e}"))
+                            })?;
+                            *key.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                            tracing::info!(url = %self.shown, "401: re-read the API key");
+                            continue;
                         }
                         let retryable =
                             status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
@@ -195,6 +231,7 @@ impl ApiSource for HttpApiSource {
             if attempt + 1 < self.policy.max_attempts {
                 tokio::time::sleep(wait).await;
             }
+            attempt += 1;
         }
         Err(FetchError::GaveUp {
             attempts: self.policy.max_attempts,

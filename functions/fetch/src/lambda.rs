@@ -38,7 +38,8 @@ impl Deps {
         let mapper = Mapper::new(&mapping, streams)
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e))?;
         // Read once per cold start; the value never reaches a log line.
-        let key = SecretsManagerSource::new(&config)
+        let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManagerSource::new(&config));
+        let key = secrets
             .get(&secret_arn)
             .await
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_SECRET_ARN", &secret_arn, e))?;
@@ -47,7 +48,8 @@ impl Deps {
             ..HttpPolicy::default()
         };
         let source = HttpApiSource::new(url, Some((header, key)), policy)
-            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_URL", "(client)", e))?;
+            .map_err(|e| ConfigError::invalid("SLUICE_FETCH_URL", "(client)", e))?
+            .with_key_source(secrets, secret_arn.clone());
         Ok(Deps {
             source: Arc::new(source),
             sink: sink_from_env(&config).await?,

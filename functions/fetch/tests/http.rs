@@ -261,3 +261,64 @@ fn plain_http_needs_the_opt_in_and_urls_are_shown_without_their_query() {
     let shown = source.describe();
     assert_eq!(shown, "https://api.example.com/quotes");
 }
+
+/// A secret store whose value was rotated: refreshing reads the new key.
+struct Rotated {
+    refreshes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl sluice_infra::secret::SecretSource for Rotated {
+    async fn get(&self, _: &str) -> Result<Secret, sluice_infra::secret::SecretError> {
+        Ok(Secret::new("k3y".into()))
+    }
+    async fn refresh(&self, _: &str) -> Result<Secret, sluice_infra::secret::SecretError> {
+        self.refreshes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Secret::new("n3w".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_401_re_reads_a_rotated_key_once() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quotes"))
+        .and(header("X-Api-Key", "k3y"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/quotes"))
+        .and(header("X-Api-Key", "n3w"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(GOOD))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store = Arc::new(Rotated {
+        refreshes: Default::default(),
+    });
+    let rotating = source(&server).with_key_source(store.clone(), "api-key".into());
+    assert_eq!(rotating.fetch().await.unwrap(), GOOD.as_bytes());
+    assert_eq!(store.refreshes.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A key that is still refused after the re-read is a 401, read again only once.
+    let denied = MockServer::start().await;
+    Mock::given(path("/quotes"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(2)
+        .mount(&denied)
+        .await;
+    let store = Arc::new(Rotated {
+        refreshes: Default::default(),
+    });
+    let err = source(&denied)
+        .with_key_source(store.clone(), "api-key".into())
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, FetchError::Status { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(store.refreshes.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -36,10 +36,15 @@ pub enum SecretError {
 }
 
 /// Contract: `get` returns the current value or an error that names the secret (never its
-/// value). Callers read once at start-up and cache.
+/// value). Callers read once at start-up and cache. `refresh` reads the store again, bypassing
+/// any cache (after the value was rotated: an API answering 401 to the cached key).
 #[async_trait]
 pub trait SecretSource: Send + Sync {
     async fn get(&self, name: &str) -> Result<Secret, SecretError>;
+
+    async fn refresh(&self, name: &str) -> Result<Secret, SecretError> {
+        self.get(name).await
+    }
 }
 
 /// Secrets from environment variables: the local stand-in for a secret store.

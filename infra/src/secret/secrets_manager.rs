@@ -67,4 +67,12 @@ impl SecretSource for SecretsManagerSource {
             .insert(name.to_string(), secret.clone());
         Ok(secret)
     }
+
+    async fn refresh(&self, name: &str) -> Result<Secret, SecretError> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.get(name).await
+    }
 }

@@ -44,6 +44,7 @@ ALLOWED_LATENESS_MS = 5_000
 MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01
 MAX_EVENT_TIME_MS = 4_102_444_800_000  # 2100-01-01 (exclusive)
 MAX_FUTURE_SKEW_MS = 3_600_000
+MAX_CLOCK_SKEW_MS = 30_000  # [time] max_clock_skew default (streams/*.toml set none)
 MAX_ID_LEN = 256
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
@@ -665,8 +666,9 @@ def process_shard(shard_id: str, records: list, result: Result,
             part = raw if len(distinct_hours) == 1 else raw.filter(hours == hour)
             result.objects[object_key(f"raw/scenario={scenario}", None, int(hour), batch)] = to_parquet(part)
 
-        # Watermark before each event = max event time so far − lateness; older events are late.
-        running_max = np.maximum.accumulate(t)
+        # Watermark before each event = max event time so far − lateness, where no event counts
+        # beyond its arrival + the definition's max_clock_skew; older events are late.
+        running_max = np.maximum.accumulate(np.minimum(t, arrival + MAX_CLOCK_SKEW_MS))
         watermark_before = np.empty_like(t)
         watermark_before[0] = np.iinfo(np.int64).min
         watermark_before[1:] = running_max[:-1] - lateness_ms

@@ -21,7 +21,7 @@ fn evaluate(c: &mut Criterion) {
             .decoder()
             .decode(&e.to_json(), None)
             .expect("a valid trade");
-        aggregator.push(&record);
+        aggregator.push(&record, None);
     }
     aggregator.flush(&mut out);
     let rows: Vec<_> = out.windows.iter().collect();

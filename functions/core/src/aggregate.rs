@@ -159,6 +159,7 @@ fn stream_windows(
             })
             .collect(),
         allowed_lateness_ms: def.allowed_lateness_ms.unwrap_or(default_lateness_ms),
+        max_clock_skew_ms: def.max_clock_skew_ms,
     }
 }
 
@@ -248,8 +249,9 @@ impl<'c> Aggregator<'c> {
         }
     }
 
-    /// Places one decoded record in its windows (or reports it late).
-    pub fn push(&mut self, record: &Record) -> Placement {
+    /// Places one decoded record, which arrived at `arrival_ms` when known, in its windows (or
+    /// reports it late).
+    pub fn push(&mut self, record: &Record, arrival_ms: Option<i64>) -> Placement {
         let def = &self.config.streams().streams()[record.stream];
         samples(
             def,
@@ -258,8 +260,13 @@ impl<'c> Aggregator<'c> {
             &mut self.samples,
         );
         let key = record.key(def);
-        self.engine
-            .push(record.stream, &key, record.event_time_ms, &self.samples)
+        self.engine.push(
+            record.stream,
+            &key,
+            record.event_time_ms,
+            arrival_ms,
+            &self.samples,
+        )
     }
 
     /// Closes what the watermark has passed and runs the detectors on it.

@@ -109,7 +109,7 @@ pub fn run_scenario(
         for e in &events {
             // Events the definitions refuse are not the detectors' concern here.
             if let Ok(record) = config.decoder().decode(&e.to_json(), None) {
-                aggregator.push(&record);
+                aggregator.push(&record, None);
             }
         }
         aggregator.advance(&mut out);

@@ -49,6 +49,9 @@ pub struct BatchStats {
     pub events: usize,
     pub quarantined: usize,
     pub late: usize,
+    /// Events stamped further beyond their arrival than the stream's `max_clock_skew`: kept,
+    /// but they moved the watermark only that far.
+    pub future_events: usize,
     pub windows: usize,
     pub anomalies: usize,
 }
@@ -166,7 +169,15 @@ pub fn process_shard(
         }
         match config.decoder().decode(r.data, Some(r.arrival_ms)) {
             Ok(record) => {
-                if let Placement::Late { watermark_ms } = aggregator.push(&record) {
+                let def = &config.streams().streams()[record.stream];
+                if let Some(skew) = record.event_time_ms.checked_sub(r.arrival_ms)
+                    && skew > def.max_clock_skew_ms
+                {
+                    stats.future_events += 1;
+                }
+                if let Placement::Late { watermark_ms } =
+                    aggregator.push(&record, Some(r.arrival_ms))
+                {
                     late.push((events.len(), watermark_ms));
                 }
                 events.push((record, lineage));
@@ -520,5 +531,54 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(compare_sequence("007", "7"), Ordering::Equal);
+    }
+
+    /// Issue "Every event exactly once", example 4: one MSFT trade stamped 05:50:20 arriving at
+    /// 05:00:20, then AAPL trades 05:00:20–05:01:19 arriving on time. Before the bound all 60
+    /// were late; now the future trade moves the watermark only to its arrival + 30 s (the
+    /// default `max_clock_skew`) − 5 s lateness, so only the trades before 05:00:45 are late,
+    /// and the future one is kept and counted.
+    #[test]
+    fn one_future_dated_event_does_not_make_the_next_hour_late() {
+        let t0 = 1_795_496_420_000; // 2026-11-24T05:00:20Z
+        let trade = |id: &str, symbol: &str, t: i64| {
+            format!(
+                r#"{{"scenario":"trades","event_id":"{id}","event_time":"{}","symbol":"{symbol}","side":"BUY","price":190.5,"quantity":10,"trade_type":"LIMIT"}}"#,
+                crate::time::format_rfc3339_ms(t)
+            )
+            .into_bytes()
+        };
+        let mut data = vec![(1_i64, trade("msft", "MSFT", t0 + 50 * 60_000), t0)];
+        for i in 0..60 {
+            let t = t0 + i * 1_000;
+            data.push((2 + i, trade(&format!("aapl-{i}"), "AAPL", t), t));
+        }
+        let sequences: Vec<String> = data.iter().map(|(s, _, _)| s.to_string()).collect();
+        let records: Vec<InRecord<'_>> = data
+            .iter()
+            .zip(&sequences)
+            .map(|((_, bytes, arrival), seq)| InRecord {
+                sequence: seq,
+                arrival_ms: *arrival,
+                partition_key: "k",
+                data: bytes,
+                envelope_error: None,
+            })
+            .collect();
+        let out = process_shard(&config(None, &[], 5_000), None, "s", &records).unwrap();
+        let watermark = t0 + crate::stream::DEFAULT_MAX_CLOCK_SKEW_MS - 5_000;
+        let expected_late = (0..60).filter(|i| t0 + i * 1_000 < watermark).count();
+        assert_eq!(expected_late, 25);
+        assert_eq!(
+            out.stats.late, expected_late,
+            "60 of 60 were late before the bound"
+        );
+        assert_eq!(out.stats.future_events, 1);
+        assert_eq!(out.stats.events, 61, "the future event is kept");
+        assert!(
+            out.objects
+                .iter()
+                .any(|(k, _)| k.starts_with("raw/scenario=trades/dt=2026-11-24/hour=05/"))
+        );
     }
 }

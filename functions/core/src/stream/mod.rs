@@ -46,6 +46,9 @@ pub const BUILTIN: [(&str, &str); 3] = [
     ),
 ];
 
+/// Default bound on how far an event may move the watermark beyond its arrival time.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 30_000;
+
 /// Names a stream may not take: the shared tables and the partition value of records whose
 /// stream could not be read.
 pub const RESERVED_STREAM_NAMES: &[&str] = &[
@@ -387,6 +390,10 @@ pub struct StreamDef {
     pub time_field: usize,
     /// Per-stream allowed lateness; the command line's default applies when absent.
     pub allowed_lateness_ms: Option<i64>,
+    /// How far beyond its arrival an event may move the watermark (`[time] max_clock_skew`,
+    /// default [`DEFAULT_MAX_CLOCK_SKEW_MS`]): one producer with a clock ahead must not make
+    /// every honest event late. The event itself is kept, in raw and its own windows.
+    pub max_clock_skew_ms: i64,
     /// In raw-table column order.
     pub fields: Vec<FieldDef>,
     pub metrics: Vec<MetricDef>,

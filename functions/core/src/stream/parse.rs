@@ -7,9 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Aggregate, Ambiguous, Condition, DefinitionError, Detect, DetectScope, FieldDef, FieldType,
-    MetricDef, MetricSource, RESERVED_COLUMNS, RESERVED_STREAM_NAMES, RollupDef, Route, StreamDef,
-    TimeFormat, TimeParse,
+    Aggregate, Ambiguous, Condition, DEFAULT_MAX_CLOCK_SKEW_MS, DefinitionError, Detect,
+    DetectScope, FieldDef, FieldType, MetricDef, MetricSource, RESERVED_COLUMNS,
+    RESERVED_STREAM_NAMES, RollupDef, Route, StreamDef, TimeFormat, TimeParse,
 };
 use crate::time::parse_duration_ms;
 use crate::window::WindowSpec;
@@ -78,6 +78,7 @@ struct RawTime {
     zone: Option<S<String>>,
     ambiguous: Option<S<String>>,
     allowed_lateness: Option<S<String>>,
+    max_clock_skew: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -611,6 +612,11 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
                 .map_err(|e| ctx.err(l.span(), format!("allowed_lateness: {e}")))?,
         ),
     };
+    let max_clock_skew_ms = match &raw.time.get_ref().max_clock_skew {
+        None => DEFAULT_MAX_CLOCK_SKEW_MS,
+        Some(l) => parse_duration_ms(l.get_ref())
+            .map_err(|e| ctx.err(l.span(), format!("max_clock_skew: {e}")))?,
+    };
     let route = raw.route.as_ref().map(|r| Route {
         field: r.field.get_ref().clone(),
         value: r.value.get_ref().clone(),
@@ -932,6 +938,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         route,
         time_field,
         allowed_lateness_ms,
+        max_clock_skew_ms,
         fields,
         metrics,
         rollups,

@@ -69,6 +69,7 @@ fn the_issue_example_parses_with_derived_defaults() {
     assert_eq!(d.time().time.as_ref().unwrap().format, TimeFormat::EpochMs);
     assert_eq!(d.key_field().name, "station");
     assert_eq!(d.allowed_lateness_ms, Some(5_000));
+    assert_eq!(d.max_clock_skew_ms, DEFAULT_MAX_CLOCK_SKEW_MS);
     let no2 = d.field("no2").unwrap();
     assert_eq!(no2.path, ["readings", "no2"]);
     assert!(no2.nullable && no2.coerce);
@@ -210,6 +211,14 @@ fn errors_name_file_line_and_what_is_wrong() {
             variant("allowed_lateness = \"5s\"", "allowed_lateness = \"soon\""),
             "soon",
             "allowed_lateness",
+        ),
+        (
+            variant(
+                "allowed_lateness = \"5s\"",
+                "allowed_lateness = \"5s\"\nmax_clock_skew = \"later\"",
+            ),
+            "later",
+            "max_clock_skew",
         ),
         (
             variant("[fields.pm25]", "[fields.select]"),

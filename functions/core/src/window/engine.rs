@@ -283,13 +283,18 @@ impl WindowEngine {
     }
 
     /// Records one event of `stream` for `key` at `t_ms` with one sample per metric of the
-    /// stream. The late decision is made here and only here, per event, so it does not depend
-    /// on how the stream was cut into batches.
+    /// stream, which arrived at `arrival_ms` when known. The late decision is made here and only
+    /// here, per event, so it does not depend on how the stream was cut into batches.
+    ///
+    /// Invariant: the largest event time behind the watermark never exceeds an event's arrival
+    /// plus the stream's `max_clock_skew_ms`: an event stamped further ahead is placed in its
+    /// own windows but moves the watermark only that far.
     pub fn push(
         &mut self,
         stream: usize,
         key: &str,
         t_ms: i64,
+        arrival_ms: Option<i64>,
         samples: &[Option<Sample>],
     ) -> Placement {
         if let Some(w) = self.watermark_ms(stream)
@@ -297,8 +302,11 @@ impl WindowEngine {
         {
             return Placement::Late { watermark_ms: w };
         }
+        let bound = arrival_ms.map_or(t_ms, |a| {
+            t_ms.min(a.saturating_add(self.config.streams[stream].max_clock_skew_ms))
+        });
         let slot = &mut self.slots[stream];
-        slot.max_event_time_ms = Some(slot.max_event_time_ms.map_or(t_ms, |m| m.max(t_ms)));
+        slot.max_event_time_ms = Some(slot.max_event_time_ms.map_or(bound, |m| m.max(bound)));
         let ordinal = self.arrivals;
         self.arrivals += 1;
         let cfg = &self.config.streams[stream];

@@ -157,6 +157,13 @@ pub struct StreamWindows {
     pub rollups: Vec<RollupShape>,
     /// How far behind the largest event time seen an event may be and still count.
     pub allowed_lateness_ms: i64,
+    /// How far beyond its arrival an event may move the watermark.
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_ms: i64,
+}
+
+fn default_skew() -> i64 {
+    crate::stream::DEFAULT_MAX_CLOCK_SKEW_MS
 }
 
 /// One metric as the engine sees it.

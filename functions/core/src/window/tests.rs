@@ -22,7 +22,7 @@ fn push(engine: &mut WindowEngine, e: &Event) -> Placement {
         Some(Sample::new(e.price, e.quantity as f64)),
         Some(Sample::new(e.quantity as f64, 1.0)),
     ];
-    engine.push(0, &e.key, e.event_time_ms, &samples)
+    engine.push(0, &e.key, e.event_time_ms, None, &samples)
 }
 
 const BASE: i64 = 1_795_000_000_000;
@@ -81,6 +81,7 @@ fn config(spec: WindowSpec, lateness: i64) -> EngineConfig {
             ],
             rollups: vec![],
             allowed_lateness_ms: lateness,
+            max_clock_skew_ms: 30_000,
         }],
     }
 }

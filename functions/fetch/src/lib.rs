@@ -454,26 +454,7 @@ mod tests {
         assert!(rejected[1].reason.contains("missing field `price`"));
     }
 
-    const CRYPTO: &str = r#"
-name = "crypto_trades"
-key = "product"
-[time]
-field = "time"
-[fields.trade_id]
-type = "long"
-[fields.product]
-type = "string"
-[fields.price]
-type = "double"
-coerce = true
-[fields.size]
-type = "double"
-coerce = true
-[fields.side]
-type = "string"
-values = ["BUY", "SELL"]
-coerce = true
-"#;
+    const CRYPTO: &str = sluice_core::stream::fixtures::CRYPTO_TRADES;
 
     #[test]
     fn an_api_with_numbers_as_strings_maps_into_a_definition_that_coerces() {
@@ -492,7 +473,8 @@ coerce = true
         let decoder = Decoder::new(streams);
         let def = &decoder.streams().streams()[0];
         let first = decoder.decode(&events[0].data, None).unwrap();
-        assert_eq!(first.key(def), "BTC-USD");
+        assert_eq!(first.key(def), "91234501");
+        assert_eq!(first.values[2].as_str(def, 2), Some("BTC-USD"));
         assert_eq!(
             first.values[3],
             sluice_core::stream::Value::Double(64210.55)

@@ -508,5 +508,15 @@ impl StreamSet {
     }
 }
 
+/// Definitions the tests of several crates share (the worked example, a test fixture).
+#[doc(hidden)]
+pub mod fixtures {
+    /// `streams/examples/stocks/stocks.toml`: zone-less New York times, capitalised names.
+    pub const STOCKS: &str = include_str!("../../../../streams/examples/stocks/stocks.toml");
+    /// `tests/fixtures/streams/crypto_trades.toml`: numbers as strings, a long key.
+    pub const CRYPTO_TRADES: &str =
+        include_str!("../../../../tests/fixtures/streams/crypto_trades.toml");
+}
+
 #[cfg(test)]
 mod tests;

@@ -109,29 +109,24 @@ fn shipped_definitions_load() {
 
 #[test]
 fn a_zone_less_local_time_with_capitalised_names_is_representable() {
-    // The stock-price feed of issue 11.
-    let text = r#"
-name = "stocks"
-key = "Index"
-[time]
-field = "Date"
-format = "%Y-%m-%d %H:%M:%S"
-zone = "America/New_York"
-[fields.Index]
-type = "string"
-[fields.Close]
-type = "double"
-[fields.Adj_Close]
-type = "double"
-[[metrics]]
-field = "Close"
-aggregates = ["avg", "stddev"]
-[[windows]]
-spec = "tumbling:1m"
-"#;
+    // The stock-price feed of issue 11 (the worked example).
+    let text = fixtures::STOCKS;
     let d = parse("stocks.toml", text).unwrap();
     let columns: Vec<&str> = d.fields.iter().map(|f| f.column.as_str()).collect();
-    assert_eq!(columns, ["date", "index", "close", "adj_close"]);
+    assert_eq!(
+        columns,
+        [
+            "date",
+            "index",
+            "open",
+            "high",
+            "low",
+            "close",
+            "adj_close",
+            "volume",
+            "closeusd"
+        ]
+    );
     assert_eq!(d.time().path, ["Date"]);
     assert_eq!(
         d.time().time.as_ref().unwrap().zone,

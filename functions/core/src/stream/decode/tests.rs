@@ -116,46 +116,33 @@ fn shipped_definitions_decode_like_the_scenario_decoder() {
     );
 }
 
-const STOCKS: &str = r#"
-name = "stocks"
-key = "Index"
-[time]
-field = "Date"
-format = "%Y-%m-%d %H:%M:%S"
-zone = "America/New_York"
-[fields.Index]
-type = "string"
-[fields.Close]
-type = "double"
-[fields.Volume]
-type = "long"
-[[metrics]]
-field = "Close"
-aggregates = ["avg", "stddev"]
-[[windows]]
-spec = "tumbling:1m"
-"#;
+const STOCKS: &str = crate::stream::fixtures::STOCKS;
+
+/// A full quote of the stock feed at local time `date`.
+fn quote(date: &str) -> String {
+    format!(
+        r#"{{"Index":"MSFT","Date":"{date}","Open":412.5,"High":418.25,"Low":409.1,"Close":415.75,"Adj_Close":415.75,"Volume":182115,"CloseUSD":415.75}}"#
+    )
+}
 
 #[test]
 fn a_zone_less_local_time_is_read_in_its_zone() {
     let d = decoder(STOCKS);
     let r = d
-        .decode(br#"{"Index":"MSFT","Date":"2026-11-24 03:36:05","Open":412.5,"High":418.25,"Low":409.1,"Close":415.75,"Adj_Close":415.75,"Volume":182115,"CloseUSD":415.75}"#, None)
+        .decode(quote("2026-11-24 03:36:05").as_bytes(), None)
         .unwrap();
+    let def = &d.streams().streams()[0];
     // New York is UTC-5 in November.
     assert_eq!(
         crate::time::format_rfc3339_ms(r.event_time_ms),
         "2026-11-24T08:36:05.000Z"
     );
-    assert_eq!(r.key(&d.streams().streams()[0]), "MSFT");
-    assert_eq!(r.values[2], Value::Double(415.75));
-    assert_eq!(r.values[3], Value::Long(182_115));
+    assert_eq!(r.key(def), "MSFT");
+    assert_eq!(number_of(def, &r, "Close"), Some(415.75));
+    assert_eq!(text_of(def, &r, "Volume"), "182115");
     // 2026-03-08 02:30 does not exist in New York; 2026-11-01 01:30 happens twice.
     let gap = d
-        .decode(
-            br#"{"Index":"MSFT","Date":"2026-03-08 02:30:00","Close":1,"Volume":1}"#,
-            None,
-        )
+        .decode(quote("2026-03-08 02:30:00").as_bytes(), None)
         .unwrap_err();
     assert_eq!(gap.error.code(), "invalid_value");
     assert!(
@@ -163,7 +150,8 @@ fn a_zone_less_local_time_is_read_in_its_zone() {
         "{}",
         gap.error
     );
-    let twice = br#"{"Index":"MSFT","Date":"2026-11-01 01:30:00","Close":1,"Volume":1}"#;
+    let twice = quote("2026-11-01 01:30:00");
+    let twice = twice.as_bytes();
     let e = d.decode(twice, None).unwrap_err();
     assert!(e.error.to_string().contains("happens twice"), "{}", e.error);
     let earliest = decoder(&STOCKS.replace("zone = ", "ambiguous = \"earliest\"\nzone = "));
@@ -173,12 +161,7 @@ fn a_zone_less_local_time_is_read_in_its_zone() {
         latest.decode(twice, None).unwrap().event_time_ms,
     );
     assert_eq!(b - a, 3_600_000, "EDT then EST");
-    let bad = d
-        .decode(
-            br#"{"Index":"MSFT","Date":"24/11/2026","Close":1,"Volume":1}"#,
-            None,
-        )
-        .unwrap_err();
+    let bad = d.decode(quote("24/11/2026").as_bytes(), None).unwrap_err();
     assert!(
         bad.error.to_string().contains("does not match"),
         "{}",
@@ -188,34 +171,17 @@ fn a_zone_less_local_time_is_read_in_its_zone() {
 
 #[test]
 fn coercion_accepts_numbers_as_strings_and_enumerations_in_any_case() {
-    let text = r#"
-name = "crypto_trades"
-key = "trade_id"
-[time]
-field = "time"
-[fields.trade_id]
-type = "long"
-[fields.price]
-type = "double"
-coerce = true
-[fields.size]
-type = "double"
-coerce = true
-[fields.side]
-type = "string"
-values = ["BUY", "SELL"]
-coerce = true
-"#;
+    let text = crate::stream::fixtures::CRYPTO_TRADES;
     let d = decoder(text);
     let r = d
-        .decode(br#"{"time":"2026-11-24T05:00:01.120Z","trade_id":91234501,"price":"64210.55000000","size":"0.01250000","side":"sell"}"#, None)
+        .decode(br#"{"time":"2026-11-24T05:00:01.120Z","trade_id":91234501,"product":"BTC-USD","price":"64210.55000000","size":"0.01250000","side":"sell"}"#, None)
         .unwrap();
     let def = &d.streams().streams()[0];
     assert_eq!(r.key(def), "91234501");
-    assert_eq!(r.values[2], Value::Double(64210.55));
-    assert_eq!(r.values[4].as_str(def, 4), Some("SELL"));
+    assert_eq!(number_of(def, &r, "price"), Some(64210.55));
+    assert_eq!(text_of(def, &r, "side"), "SELL");
     let e = d
-        .decode(br#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":"a lot","size":"1","side":"sell"}"#, None)
+        .decode(br#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"product":"p","price":"a lot","size":"1","side":"sell"}"#, None)
         .unwrap_err();
     assert_eq!(e.error.code(), "invalid_value");
     assert!(e.error.to_string().contains("price"), "{}", e.error);
@@ -224,14 +190,14 @@ coerce = true
     assert_eq!(
         code(
             &strict,
-            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":"1","size":"1","side":"SELL"}"#
+            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"product":"p","price":"1","size":"1","side":"SELL"}"#
         ),
         "wrong_type"
     );
     assert_eq!(
         code(
             &strict,
-            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"price":1,"size":1,"side":"sell"}"#
+            r#"{"time":"2026-11-24T05:00:01Z","trade_id":1,"product":"p","price":1,"size":1,"side":"sell"}"#
         ),
         "invalid_value"
     );

@@ -287,6 +287,22 @@ def test_c_glue_tables_file_is_a_variable(aws: Module):
     ), "the Glue tables must be read from var.glue_tables_json, falling back to ${path.module}/glue_tables.json"
 
 
+def test_g_parallelization_factor_is_held_at_one(aws: Module):
+    """aggregate skips records at or below the committed position as redeliveries: concurrent
+    batches of one shard (parallelization_factor > 1) would skip each other's records."""
+    var = aws.variables.get("aggregate_parallelization_factor")
+    assert var is not None, "no variable aggregate_parallelization_factor"
+    assert var.get("default") == 1
+    conditions = [str(v.get("condition")) for v in blocks(var.get("validation"))]
+    assert any(re.search(r"var\.aggregate_parallelization_factor\s*==\s*1\b", c) for c in conditions), (
+        f"the validation must allow exactly 1, not a range: {conditions}"
+    )
+    mappings = aws.resources.get("aws_lambda_event_source_mapping", {})
+    assert any(
+        "var.aggregate_parallelization_factor" in str(m.get("parallelization_factor")) for m in mappings.values()
+    ), "the Kinesis mapping must take parallelization_factor from the validated variable"
+
+
 def test_c_scenario_projection_comes_from_the_raw_tables(aws: Module):
     """The scenario partition's enum is the streams (raw tables, prefix raw/scenario=<stream>) of
     the decoded file plus "unknown", not a typed-in list that misses the user's own streams."""

@@ -262,13 +262,13 @@ variable "aggregate_batching_window_s" {
 }
 
 variable "aggregate_parallelization_factor" {
-  description = "Concurrent batches per shard (1-10). aggregate keeps one state object per shard, committed with a conditional put, so values above 1 make same-shard invocations conflict and retry: keep 1 unless the state layout changes."
+  description = "Concurrent batches per shard. Must be 1: aggregate keeps one state object per shard and skips records at or below its committed position as redeliveries, so batches of one shard processed concurrently (Lambda allows 1-10) would be skipped as if already seen, losing data."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.aggregate_parallelization_factor >= 1 && var.aggregate_parallelization_factor <= 10
-    error_message = "aggregate_parallelization_factor must be between 1 and 10."
+    condition     = var.aggregate_parallelization_factor == 1
+    error_message = "aggregate_parallelization_factor must be 1: concurrent batches of one shard would be skipped as redeliveries of each other (see the module README)."
   }
 }
 

@@ -27,7 +27,7 @@ use sluice_core::lake::decode_parquet;
 use sluice_core::rng::Rng;
 use sluice_infra::metrics::Metrics;
 use sluice_infra::sink::LogRecord;
-use sluice_infra::store::{ETag, Object, ObjectStore, Precondition, StoreError};
+use sluice_infra::store::{ETag, LocalDirStore, Object, ObjectStore, Precondition, StoreError};
 
 /// A fault the harness injects, and whether the commit survives it today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +46,26 @@ const ENABLED: &[Fault] = &[Fault::FailedWriteSameRetry, Fault::Redelivery];
 /// once", item 1): listed so the harness says what it does not yet explore.
 const PENDING: &[Fault] = &[Fault::FailedWriteOtherBoundaries];
 
-/// An in-memory store whose `n`-th write (put or put_if, counted from 0) fails once.
-#[derive(Default)]
+/// The real local store, whose `n`-th write (put or put_if, counted from when it is armed)
+/// fails once; reads, listing and conditional puts are the local store's own.
 struct FaultyStore {
-    objects: std::sync::Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+    inner: LocalDirStore,
+    _dir: tempfile::TempDir,
     writes: AtomicUsize,
     fail_at: std::sync::Mutex<Option<usize>>,
-    versions: AtomicUsize,
 }
 
 impl FaultyStore {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            inner: LocalDirStore::new(dir.path()),
+            _dir: dir,
+            writes: AtomicUsize::new(0),
+            fail_at: std::sync::Mutex::new(None),
+        }
+    }
+
     fn arm(&self, at: Option<usize>) {
         *self.fail_at.lock().unwrap() = at.map(|n| n + self.writes.load(Ordering::SeqCst));
     }
@@ -74,33 +84,26 @@ impl FaultyStore {
         Ok(())
     }
 
-    fn objects(&self) -> BTreeMap<String, Vec<u8>> {
-        self.objects
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, (b, _))| (k.clone(), b.clone()))
-            .collect()
+    async fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for key in self.inner.list("").await.unwrap() {
+            if let Some(object) = self.inner.get(&key).await.unwrap() {
+                out.insert(key, object.body);
+            }
+        }
+        out
     }
 }
 
 #[async_trait]
 impl ObjectStore for FaultyStore {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        Ok(self.objects.lock().unwrap().get(key).map(|(b, v)| Object {
-            body: b.clone(),
-            etag: ETag(v.to_string()),
-        }))
+        self.inner.get(key).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<ETag, StoreError> {
         self.check(key)?;
-        let v = self.versions.fetch_add(1, Ordering::SeqCst) as u64;
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), (body, v));
-        Ok(ETag(v.to_string()))
+        self.inner.put(key, body).await
     }
 
     async fn put_if(
@@ -110,36 +113,15 @@ impl ObjectStore for FaultyStore {
         condition: Precondition,
     ) -> Result<ETag, StoreError> {
         self.check(key)?;
-        let mut objects = self.objects.lock().unwrap();
-        let current = objects.get(key).map(|(_, v)| v.to_string());
-        let ok = match (&condition, &current) {
-            (Precondition::DoesNotExist, None) => true,
-            (Precondition::Matches(ETag(e)), Some(c)) => e == c,
-            _ => false,
-        };
-        if !ok {
-            return Err(StoreError::PreconditionFailed {
-                key: key.to_string(),
-            });
-        }
-        let v = self.versions.fetch_add(1, Ordering::SeqCst) as u64;
-        objects.insert(key.to_string(), (body, v));
-        Ok(ETag(v.to_string()))
+        self.inner.put_if(key, body, condition).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .objects
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
+        self.inner.list(prefix).await
     }
 
     fn location(&self) -> String {
-        "memory (fault injection)".into()
+        format!("{} (fault injection)", self.inner.location())
     }
 }
 
@@ -249,7 +231,7 @@ async fn run(
     faults: &[Fault],
     rng: &mut Rng,
 ) -> (BTreeMap<String, Vec<String>>, usize) {
-    let store = Arc::new(FaultyStore::default());
+    let store = Arc::new(FaultyStore::new());
     let deps = deps(store.clone());
     let mut fired = 0;
     let mut at = 0;
@@ -279,7 +261,7 @@ async fn run(
     sluice_aggregate::flush(&deps, Some(ARN), "shardId-000000000000")
         .await
         .unwrap();
-    (rows(&store.objects()), fired)
+    (rows(&store.objects().await), fired)
 }
 
 #[tokio::test]
@@ -346,10 +328,10 @@ async fn a_retry_with_other_boundaries_leaves_each_event_once() {
     let records = records();
     assert!(records.len() >= 300);
     let batch = &records[..300];
-    let store = Arc::new(FaultyStore::default());
+    let store = Arc::new(FaultyStore::new());
     let deps = deps(store.clone());
     // Count the writes of a clean attempt to fail its last one: the state commit.
-    let probe = Arc::new(FaultyStore::default());
+    let probe = Arc::new(FaultyStore::new());
     deliver(&self::deps(probe.clone()), batch).await;
     let writes = probe.writes.load(Ordering::SeqCst);
     store.arm(Some(writes - 1));
@@ -361,7 +343,7 @@ async fn a_retry_with_other_boundaries_leaves_each_event_once() {
     );
     deliver(&deps, &batch[..150]).await;
     deliver(&deps, &batch[150..]).await;
-    let lake = rows(&store.objects());
+    let lake = rows(&store.objects().await);
     let raw: usize = lake
         .iter()
         .filter(|(t, _)| t.starts_with("raw/"))

@@ -188,7 +188,7 @@ impl Decoder {
         let slot = &self.successor[previous.map_or(0, |p| p + 1)];
         let predicted = slot.load(Ordering::Relaxed);
         if let Some(m) = self.members.get(usize::from(predicted))
-            && same(m, name)
+            && m == name
         {
             return Some(usize::from(predicted));
         }
@@ -196,7 +196,7 @@ impl Decoder {
         let found = self
             .members
             .iter()
-            .position(|m| m.len() == len && m.as_bytes().first() == first && same(m, name))?;
+            .position(|m| m.len() == len && m.as_bytes().first() == first && m == name)?;
         if let Ok(i) = u16::try_from(found) {
             slot.store(i, Ordering::Relaxed);
         }
@@ -286,7 +286,7 @@ impl Decoder {
                 Some((member, value)) => {
                     routed_on.get_or_insert(*member);
                     if let Some(Cell::Str(s)) = &cells[*member]
-                        && same(s, value)
+                        && s == value
                     {
                         return Ok(i);
                     }
@@ -392,7 +392,7 @@ fn agrees_with_aliases(
         let agrees = match (other, value) {
             (Cell::Null, _) => true,
             // The common case (a string key sent twice) compares without converting.
-            (Cell::Str(a), Value::Str(b)) => same(a, b),
+            (Cell::Str(a), Value::Str(b)) => a == b,
             _ => convert(field, Some(other.clone())).ok().as_ref() == Some(value),
         };
         if !agrees {
@@ -433,28 +433,6 @@ fn plausible_time(field: &FieldDef, t: i64, arrival_ms: Option<i64>) -> Result<(
         ));
     }
     Ok(())
-}
-
-/// Equality of the short names and values compared per record (member names, route values,
-/// enumeration values): up to 16 bytes as two overlapping 8-byte words, without a `memcmp`
-/// call, which cost ~60 instructions a comparison here.
-#[inline]
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    match n {
-        0..=7 => a.iter().zip(b).all(|(x, y)| x == y),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        _ => a == b,
-    }
 }
 
 fn invalid(field: &FieldDef, reason: impl Into<String>) -> DecodeError {
@@ -657,7 +635,7 @@ fn convert(field: &FieldDef, cell: Option<Cell<'_>>) -> Result<Value, DecodeErro
             match &field.values {
                 None => Ok(Value::Str(text.into_owned())),
                 Some(values) => {
-                    let found = values.iter().position(|v| same(v, &text)).or_else(|| {
+                    let found = values.iter().position(|v| *v == text).or_else(|| {
                         field
                             .coerce
                             .then(|| {

@@ -2,6 +2,7 @@
 one real local pipeline run (generate -> local stream -> aggregate -> lake -> alert)."""
 
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -60,3 +61,10 @@ def outbox(root: pathlib.Path):
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def close(a, b, rel=1e-9):
+    """Equal within `rel` (relative) or 1e-9 (absolute); two NULLs are equal, one NULL is not."""
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)

@@ -11,7 +11,7 @@ import random
 import duckdb
 import pytest
 
-from conftest import REPO
+from conftest import REPO, close
 
 DEFINITION = REPO / "tests" / "fixtures" / "streams" / "airquality.toml"
 T0 = 1_795_496_400_000  # 2026-11-24T05:00:00Z
@@ -113,12 +113,6 @@ def engine_rows(lake, name):
     WHERE window_name = '{name}' AND scenario = 'airquality'
     """
     return duckdb.connect().execute(sql).fetchall()
-
-
-def close(a, b, rel=1e-9):
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize("name,size", [("tumbling_10s", 10_000), ("tumbling_1m", 60_000)])

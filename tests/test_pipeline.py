@@ -2,13 +2,12 @@
 DuckDB recomputes the windows from the raw Parquet, pyarrow checks the types."""
 
 import json
-import math
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import outbox, parquet_files
+from conftest import close, outbox, parquet_files
 
 
 def test_run_writes_raw_windows_anomalies_and_alerts(lake):
@@ -98,12 +97,6 @@ SELECT scenario, key, CASE WHEN scope = 'rollup' THEN shard_id ELSE '' END AS pa
 FROM read_parquet('{root}/windows/**/*.parquet', hive_partitioning = true)
 WHERE window_name = '{name}'
 """
-
-
-def close(a, b, rel=1e-9):
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize("name,size", [("tumbling_10s", 10_000), ("tumbling_1m", 60_000)])

@@ -145,6 +145,23 @@ def kinesis_events(stream_arn: str, shard_id: str, records: list[dict], batch: i
     ]
 
 
+
+def deliver_all(function, stream_arn: str, by_shard: dict[str, list[dict]], timeout: float,
+                batch: int = DEFAULT_BATCH) -> dict[str, list[dict]]:
+    """Invoke `function` (a started Lambda) with every shard's records as KinesisEvents of at
+    most `batch` records, in order, asserting that no batch reports an item failure.
+    Returns the events delivered, by shard id, for redelivery."""
+    delivered = {}
+    for shard_id, records in by_shard.items():
+        delivered[shard_id] = kinesis_events(stream_arn, shard_id, records, batch=batch)
+        for n, event in enumerate(delivered[shard_id]):
+            out = function.invoke_ok(event, timeout=timeout)
+            assert "batchItemFailures" in out and out["batchItemFailures"] == [], (
+                f"{shard_id} batch {n}: {json.dumps(out)[:2000]}"
+            )
+    return delivered
+
+
 # ------------------------------------------------------------------------------ S3 / SQS
 
 def list_objects(s3, bucket: str, prefix: str = "") -> dict[str, dict]:

@@ -119,14 +119,7 @@ def test_pipeline_generate_kinesis_aggregate_s3_alert_sns_sqs(lambda_binaries, a
         "SLUICE_LATENESS": "5s",
         "SLUICE_WINDOWS": "",
     })
-    batches = {}
-    for shard_id, records in by_shard.items():
-        batches[shard_id] = aws_helpers.kinesis_events(res.stream_arn, shard_id, records, batch=BATCH)
-        for n, event in enumerate(batches[shard_id]):
-            out = aggregate.invoke_ok(event, timeout=INVOKE_TIMEOUT)
-            assert "batchItemFailures" in out and out["batchItemFailures"] == [], (
-                f"{shard_id} batch {n}: {json.dumps(out)[:2000]}"
-            )
+    batches = aws_helpers.deliver_all(aggregate, res.stream_arn, by_shard, timeout=INVOKE_TIMEOUT, batch=BATCH)
 
     # --------------------------------------------------------------------- 3. the lake
     objects = aws_helpers.list_objects(s3, res.bucket)

@@ -308,12 +308,7 @@ def test_own_stream_fetch_kinesis_aggregate_s3_alert_sns_sqs(
         "SLUICE_LATENESS": f"{ENV_LATENESS.seconds}s",
         "SLUICE_WINDOWS": "",
     })
-    for shard_id, records in by_shard.items():
-        for n, event in enumerate(aws_helpers.kinesis_events(res.stream_arn, shard_id, records)):
-            out = aggregate.invoke_ok(event, timeout=INVOKE_TIMEOUT)
-            assert "batchItemFailures" in out and out["batchItemFailures"] == [], (
-                f"{shard_id} batch {n}: {json.dumps(out)[:2000]}"
-            )
+    aws_helpers.deliver_all(aggregate, res.stream_arn, by_shard, timeout=INVOKE_TIMEOUT)
 
     # --------------------------------------------------------------------- 3. the lake
     objects = aws_helpers.list_objects(s3, res.bucket)

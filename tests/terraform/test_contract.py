@@ -74,6 +74,9 @@ REQUIRED_ACTIONS: dict[str, set[str]] = {
         "kinesis:ListShards",
         "s3:GetObject",
         "s3:PutObject",
+        # Discards the staged objects of an attempt whose commit was refused (the only store
+        # user that stages, so the only role with it).
+        "s3:AbortMultipartUpload",
         "sqs:SendMessage",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

@@ -266,6 +266,12 @@ SDK_ACTIONS = {
     ".put_records(": "kinesis:PutRecords",
     ".get_object(": "s3:GetObject",
     ".put_object(": "s3:PutObject",
+    # Multipart uploads are authorised by s3:PutObject
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions).
+    ".create_multipart_upload(": "s3:PutObject",
+    ".upload_part(": "s3:PutObject",
+    ".complete_multipart_upload(": "s3:PutObject",
+    ".head_object(": "s3:GetObject",
     ".list_objects_v2(": "s3:ListBucket",
     ".publish(": "sns:Publish",
     ".get_secret_value(": "secretsmanager:GetSecretValue",
@@ -315,5 +321,9 @@ def crate_uses_infra_file(repo: Repo, fn: str, path: Path) -> bool:
 
 
 def sdk_calls(path: Path) -> set[str]:
+    """IAM actions of the AWS SDK calls in a file that uses an `aws_sdk_*` crate (a method of
+    sluice's own, such as `ObjectStore::publish`, is not an SNS call)."""
     src = strip_comments(path.read_text(encoding="utf-8"))
+    if "aws_sdk_" not in src:
+        return set()
     return {action for call, action in SDK_ACTIONS.items() if call in src}

@@ -49,11 +49,7 @@ impl Deps {
             let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
             ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
         })?;
-        Ok(Deps {
-            store,
-            settings,
-            metrics: Default::default(),
-        })
+        Ok(Deps::new(store, settings, Default::default()))
     }
 }
 

@@ -7,17 +7,28 @@
 //!   detect, encode Parquet; [`ShardState`] is what survives between invocations of one shard.
 //!
 //! # Delivery semantics
-//! Objects are written first and the shard state last, with a conditional put: the state write
-//! is the commit. Object keys and bytes are a function of the input and the prior state, so a
-//! batch redelivered after a failure rewrites the same objects, and records at or below the
-//! committed sequence number are skipped as duplicates. Undecodable records are quarantined
-//! (the batch succeeds); only an unavailable store fails records, reported through
+//! A batch's objects are *staged* first (S3 multipart uploads not yet completed; staging files
+//! locally), invisible to every reader. The shard state, which lists them, is then committed
+//! with a conditional put: that write is the commit. Only then are the objects *published*
+//! (uploads completed, files renamed). Whoever loads a state publishes the objects it lists
+//! again before going on (publishing is idempotent), so a crash after the commit loses nothing,
+//! and a crash before it leaves only staged copies that no reader sees and the bucket's
+//! lifecycle rule aborts. A retry with other boundaries (Lambda bisects a failed batch, or
+//! retries a larger one) therefore never meets objects of the attempt that failed. Records at
+//! or below the committed sequence number are skipped as redeliveries. Undecodable records are
+//! quarantined (the batch succeeds); only an unavailable store fails records, reported through
 //! `batchItemFailures` so Lambda retries from the first record of the shard
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html#services-kinesis-batchfailurereporting>).
 //! The event source mapping must enable `ReportBatchItemFailures`.
+//!
+//! S3 requests per shard batch: one `GetObject` of the state, three per object written
+//! (`CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`) and one conditional
+//! `PutObject` of the state. An instance that published a state's objects remembers it; a
+//! fresh instance re-publishes the objects of the state it loads (one
+//! `CompleteMultipartUpload` and one `HeadObject` each, for objects already published).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use sluice_core::aggregate::{AggregateConfig, ConfigError};
@@ -27,7 +38,7 @@ use sluice_core::stream::compat::{Incompatible, RecordedColumns};
 use sluice_core::time::{TimeError, parse_duration_ms};
 use sluice_core::window::{SpecError, WindowSpec};
 use sluice_infra::metrics::Metrics;
-use sluice_infra::store::{ObjectStore, Precondition, StoreError};
+use sluice_infra::store::{ETag, ObjectStore, Precondition, StagedObject, StoreError};
 use thiserror::Error;
 
 pub use sluice_core::shard::{
@@ -103,6 +114,24 @@ pub struct Deps {
     pub store: Arc<dyn ObjectStore>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// State key → ETag of the state whose pending objects this instance has published: a
+    /// warm instance does not publish them again.
+    published: Mutex<HashMap<String, ETag>>,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn ObjectStore>, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            settings,
+            metrics,
+            published: Mutex::default(),
+        }
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<String, ETag>> {
+        self.published.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -228,22 +257,22 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
     Ok(response)
 }
 
-/// A shard's committed state and the precondition that commits on top of exactly it.
+/// A shard's committed state and the precondition that commits on top of exactly it, after
+/// publishing the objects that state committed.
 async fn load_state(
     deps: &Deps,
     key: &str,
 ) -> Result<(Option<ShardState>, Precondition), HandlerError> {
-    match deps.store.get(key).await? {
-        None => Ok((None, Precondition::DoesNotExist)),
-        Some(obj) => {
-            let state =
-                serde_json::from_slice(&obj.body).map_err(|e| HandlerError::CorruptState {
-                    key: key.to_string(),
-                    message: e.to_string(),
-                })?;
-            Ok((Some(state), Precondition::Matches(obj.etag)))
-        }
-    }
+    let Some(obj) = deps.store.get(key).await? else {
+        return Ok((None, Precondition::DoesNotExist));
+    };
+    let state: ShardState =
+        serde_json::from_slice(&obj.body).map_err(|e| HandlerError::CorruptState {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+    publish_pending(deps, key, &obj.etag, &state.pending).await?;
+    Ok((Some(state), Precondition::Matches(obj.etag)))
 }
 
 async fn handle_shard(
@@ -271,23 +300,73 @@ fn log_warnings(shard: &str, processed: &Processed) {
     }
 }
 
-/// Writes a batch's objects, then commits its state: the state write is the commit point.
+/// Publishes the objects a loaded state lists (see the module's delivery semantics), unless
+/// this instance already did. An upload the bucket has aborted since is counted and logged, not
+/// retried: nothing can bring it back, and failing would block the shard.
+async fn publish_pending(
+    deps: &Deps,
+    key: &str,
+    etag: &ETag,
+    pending: &[StagedObject],
+) -> Result<(), HandlerError> {
+    if pending.is_empty() || deps.published().get(key) == Some(etag) {
+        return Ok(());
+    }
+    for result in publish_all(deps, pending).await {
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Lost { key: object, .. }) => {
+                Metrics::add(&deps.metrics.objects_lost, 1);
+                tracing::error!(
+                    state = key,
+                    object,
+                    "a committed object was never published and its upload is gone"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    deps.published().insert(key.to_string(), etag.clone());
+    Ok(())
+}
+
+/// Publishes every staged object, a few at a time; one result per object.
+async fn publish_all(deps: &Deps, staged: &[StagedObject]) -> Vec<Result<(), StoreError>> {
+    use futures::stream::{self, StreamExt};
+    stream::iter(staged)
+        .map(|s| deps.store.publish(s))
+        .buffer_unordered(deps.settings.write_concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// Stages a batch's objects, commits its state (the commit point), then publishes the objects.
 async fn commit(
     deps: &Deps,
     key: &str,
-    processed: Processed,
+    mut processed: Processed,
     condition: Precondition,
 ) -> Result<BatchStats, HandlerError> {
     let m = &deps.metrics;
     let bytes: usize = processed.objects.iter().map(|(_, b)| b.len()).sum();
     let count = processed.objects.len();
-    write_all(deps, processed.objects).await?;
+    processed.state.pending = stage_all(deps, std::mem::take(&mut processed.objects)).await?;
     let state = serde_json::to_vec(&processed.state).map_err(|e| HandlerError::CorruptState {
         key: key.to_string(),
         message: e.to_string(),
     })?;
-    deps.store.put_if(key, state, condition).await?;
-    // Counted only once committed, so a retried batch is not counted twice.
+    let etag = match deps.store.put_if(key, state, condition).await {
+        Ok(etag) => etag,
+        Err(e) => {
+            // Only a refused condition proves the state was not written: any other error may
+            // hide a commit that took effect, whose objects must stay publishable.
+            if matches!(e, StoreError::PreconditionFailed { .. }) {
+                abort_all(deps, &processed.state.pending).await;
+            }
+            return Err(e.into());
+        }
+    };
+    // Counted once committed, so a retried batch is not counted twice.
     let s = &processed.stats;
     Metrics::add(&m.events_in, s.events);
     Metrics::add(&m.quarantined, s.quarantined);
@@ -307,6 +386,8 @@ async fn commit(
         objects = count,
         "batch committed"
     );
+    // A failure here fails the batch; the retry finds the committed state and publishes.
+    publish_pending(deps, key, &etag, &processed.state.pending).await?;
     Ok(processed.stats)
 }
 
@@ -324,12 +405,29 @@ pub async fn flush(
     commit(deps, &key, processed, condition).await
 }
 
-async fn write_all(deps: &Deps, objects: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+/// Discards staged objects no commit lists, best effort (the bucket's lifecycle rule aborts
+/// what is left).
+async fn abort_all(deps: &Deps, staged: &[StagedObject]) {
+    use futures::stream::{self, StreamExt};
+    let results: Vec<_> = stream::iter(staged)
+        .map(|s| deps.store.abort(s))
+        .buffer_unordered(deps.settings.write_concurrency.max(1))
+        .collect()
+        .await;
+    for e in results.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %e, "could not abort a staged object; the lifecycle rule will");
+    }
+}
+
+async fn stage_all(
+    deps: &Deps,
+    objects: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<StagedObject>, StoreError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     stream::iter(objects)
-        .map(|(key, bytes)| async move { deps.store.put(&key, bytes).await.map(|_| ()) })
-        .buffer_unordered(deps.settings.write_concurrency.max(1))
-        .try_collect::<()>()
+        .map(|(key, bytes)| async move { deps.store.stage(&key, bytes).await })
+        .buffered(deps.settings.write_concurrency.max(1))
+        .try_collect()
         .await
 }
 

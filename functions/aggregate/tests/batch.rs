@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use sluice_aggregate::payload::kinesis_event;
 use sluice_aggregate::{Deps, Settings, handle};
@@ -16,16 +15,15 @@ use sluice_core::generate::{Generator, GeneratorConfig};
 use sluice_core::lake::decode_parquet;
 use sluice_infra::metrics::Metrics;
 use sluice_infra::sink::LogRecord;
-use sluice_infra::store::{ETag, LocalDirStore, Object, ObjectStore, Precondition, StoreError};
+use sluice_infra::store::{LocalDirStore, ObjectStore};
+
+mod common;
+use common::{Failure, FaultyStore};
 
 const FIXTURE: &str = include_str!("fixtures/kinesis-mixed.json");
 
 fn deps(store: Arc<dyn ObjectStore>) -> Deps {
-    Deps {
-        store,
-        settings: Settings::default(),
-        metrics: Arc::new(Metrics::default()),
-    }
+    Deps::new(store, Settings::default(), Arc::new(Metrics::default()))
 }
 
 /// Every file under `dir`, path → bytes.
@@ -204,68 +202,39 @@ async fn redelivered_batch_leaves_the_lake_byte_for_byte_unchanged() {
         batch.records.len() as u64
     );
 
-    // A crash after the objects were written but before the state commit: the redelivered
-    // batch is processed again and rewrites exactly the same objects and state.
+    // The state lost (as if never committed): the batch is processed again and publishes
+    // exactly the same objects, and the same state but for the names of its staged uploads.
     let state_key = "state/aggregate/sluice-events/shardId-000000000001.json";
     std::fs::remove_file(dir.path().join(state_key)).unwrap();
     handle(&payload(&batch), &deps).await.unwrap();
-    assert_eq!(snapshot(dir.path()), first);
+    assert_eq!(
+        without_upload_ids(snapshot(dir.path())),
+        without_upload_ids(first)
+    );
 }
 
-/// A store that fails writes under one prefix, or serves a stale ETag for state.
-struct Faulty {
-    inner: LocalDirStore,
-    fail_prefix: Option<&'static str>,
-    stale_state: bool,
-}
-
-#[async_trait]
-impl ObjectStore for Faulty {
-    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let mut got = self.inner.get(key).await?;
-        if self.stale_state
-            && key.starts_with("state/")
-            && let Some(obj) = &mut got
-        {
-            obj.etag = ETag("stale".into());
+/// A snapshot whose state objects have the upload ids of their staged objects blanked.
+fn without_upload_ids(mut files: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    for (key, bytes) in files.iter_mut().filter(|(k, _)| k.starts_with("state/")) {
+        let mut state: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let pending = state["pending"].as_array_mut();
+        assert!(
+            pending.is_some_and(|p| !p.is_empty()),
+            "{key} lists its objects"
+        );
+        for staged in state["pending"].as_array_mut().unwrap() {
+            staged["upload_id"] = serde_json::Value::Null;
         }
-        Ok(got)
+        *bytes = serde_json::to_vec(&state).unwrap();
     }
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<ETag, StoreError> {
-        if self.fail_prefix.is_some_and(|p| key.starts_with(p)) {
-            return Err(StoreError::Backend {
-                key: key.into(),
-                message: "503 Slow Down".into(),
-                retryable: true,
-            });
-        }
-        self.inner.put(key, body).await
-    }
-    async fn put_if(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        condition: Precondition,
-    ) -> Result<ETag, StoreError> {
-        self.inner.put_if(key, body, condition).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    fn location(&self) -> String {
-        "faulty".into()
-    }
+    files
 }
 
 #[tokio::test]
 async fn an_unavailable_store_fails_the_batch_from_its_first_record_and_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Faulty {
-        inner: LocalDirStore::new(dir.path()),
-        fail_prefix: Some("windows/"),
-        stale_state: false,
-    };
-    let deps = deps(Arc::new(store));
+    let store = Arc::new(FaultyStore::default());
+    store.arm(Some(0), Failure::Before);
+    let deps = deps(store.clone());
     let batch = generated_batch(3);
     let response = handle(&payload(&batch), &deps).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
@@ -274,7 +243,7 @@ async fn an_unavailable_store_fails_the_batch_from_its_first_record_and_commits_
         Some(batch.records[0].kinesis.sequence_number.as_str())
     );
     assert!(
-        !dir.path().join("state").exists(),
+        !store.root().join("state").exists(),
         "no state committed after a failed write"
     );
     assert_eq!(
@@ -286,34 +255,34 @@ async fn an_unavailable_store_fails_the_batch_from_its_first_record_and_commits_
 
 #[tokio::test]
 async fn a_concurrent_commit_is_detected_not_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let plain = deps(Arc::new(LocalDirStore::new(dir.path())));
+    let store = Arc::new(FaultyStore::default());
+    let deps = deps(store.clone());
     let batch = generated_batch(3);
     let (first, second) = batch.records.split_at(batch.records.len() / 2);
     let mut a = KinesisEvent::default();
     a.records = first.to_vec();
     let mut b = KinesisEvent::default();
     b.records = second.to_vec();
-    handle(&payload(&a), &plain).await.unwrap();
+    handle(&payload(&a), &deps).await.unwrap();
     let state = std::fs::read(
-        dir.path()
+        store
+            .root()
             .join("state/aggregate/sluice-events/shardId-000000000001.json"),
     )
     .unwrap();
 
-    let racing = deps(Arc::new(Faulty {
-        inner: LocalDirStore::new(dir.path()),
-        fail_prefix: None,
-        stale_state: true,
-    }));
-    let response = handle(&payload(&b), &racing).await.unwrap();
+    store
+        .stale_state
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = handle(&payload(&b), &deps).await.unwrap();
     assert_eq!(
         response.batch_item_failures.len(),
         1,
         "the losing writer reports its batch for retry"
     );
     let after = std::fs::read(
-        dir.path()
+        store
+            .root()
             .join("state/aggregate/sluice-events/shardId-000000000001.json"),
     )
     .unwrap();

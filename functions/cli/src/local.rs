@@ -196,11 +196,7 @@ pub async fn aggregate_deps(
         &settings.state_prefix,
     )
     .await?;
-    Ok(sluice_aggregate::Deps {
-        store,
-        settings,
-        metrics,
-    })
+    Ok(sluice_aggregate::Deps::new(store, settings, metrics))
 }
 
 pub fn alert_deps(

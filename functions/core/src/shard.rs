@@ -28,6 +28,11 @@ pub struct ShardState {
     /// Fingerprint of the window/detector configuration the state was built with.
     pub config: String,
     pub aggregator: AggregatorState,
+    /// Objects of the committed batch that were staged before the commit and are published
+    /// after it. Whoever loads this state publishes them again before going on (publishing is
+    /// idempotent), so a crash between the commit and the last publish loses nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<lake::StagedObject>,
 }
 
 /// One record of a shard, as delivered.
@@ -207,6 +212,7 @@ pub fn process_shard(
             last_sequence: Some(last.sequence.to_string()),
             config: fingerprint,
             aggregator: aggregator.snapshot(),
+            pending: Vec::new(),
         },
         stats,
         warnings,
@@ -243,6 +249,7 @@ pub fn flush_shard(
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
+            pending: Vec::new(),
         },
         stats,
         warnings,

@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{ETag, Object, ObjectStore, Precondition, StoreError};
+use super::{ETag, Object, ObjectStore, Precondition, StagedObject, StoreError};
+
+/// Directory under the root holding staged objects; hidden (a leading dot), so never listed.
+const STAGING: &str = ".staging";
 
 pub struct LocalDirStore {
     root: PathBuf,
@@ -17,6 +21,8 @@ pub struct LocalDirStore {
     conditional: Mutex<()>,
     /// Like S3 event notifications: every key written is sent here.
     notify: Option<UnboundedSender<String>>,
+    /// Makes staging names unique within this process.
+    staged: AtomicU64,
 }
 
 fn etag_of(bytes: &[u8]) -> ETag {
@@ -30,6 +36,7 @@ impl LocalDirStore {
             root: root.into(),
             conditional: Mutex::new(()),
             notify: None,
+            staged: AtomicU64::new(0),
         }
     }
 
@@ -90,11 +97,15 @@ impl LocalDirStore {
         let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, body).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
+        self.notify(key);
+        Ok(etag_of(body))
+    }
+
+    fn notify(&self, key: &str) {
         if let Some(tx) = &self.notify {
             // The receiver going away (pipeline shutting down) is not the writer's problem.
             let _ = tx.send(key.to_string());
         }
-        Ok(etag_of(body))
     }
 }
 
@@ -127,6 +138,64 @@ impl ObjectStore for LocalDirStore {
             });
         }
         self.write(key, &body)
+    }
+
+    async fn stage(&self, key: &str, body: Vec<u8>) -> Result<StagedObject, StoreError> {
+        self.path(key)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let n = self.staged.fetch_add(1, Ordering::Relaxed);
+        let upload_id = format!("{nanos}-{}-{n}", std::process::id());
+        let io = |source| StoreError::Io {
+            key: key.to_string(),
+            source,
+        };
+        let dir = self.root.join(STAGING);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(dir.join(&upload_id), &body).map_err(io)?;
+        Ok(StagedObject {
+            key: key.to_string(),
+            upload_id,
+            part_etag: etag_of(&body).0,
+        })
+    }
+
+    async fn publish(&self, staged: &StagedObject) -> Result<(), StoreError> {
+        let key = staged.key.as_str();
+        let path = self.path(key)?;
+        let io = |source| StoreError::Io {
+            key: key.to_string(),
+            source,
+        };
+        let from = self.root.join(STAGING).join(&staged.upload_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        match std::fs::rename(&from, &path) {
+            Ok(()) => {
+                self.notify(key);
+                Ok(())
+            }
+            // Published before (the rename happened): nothing left to do.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.exists() => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Lost {
+                key: key.to_string(),
+                upload_id: staged.upload_id.clone(),
+            }),
+            Err(source) => Err(io(source)),
+        }
+    }
+
+    async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.root.join(STAGING).join(&staged.upload_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+                key: staged.key.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -180,6 +249,8 @@ mod tests {
     async fn conforms() {
         let dir = tempfile::tempdir().unwrap();
         super::super::conformance(&LocalDirStore::new(dir.path())).await;
+        let dir = tempfile::tempdir().unwrap();
+        super::super::conformance_lost(&LocalDirStore::new(dir.path())).await;
     }
 
     #[tokio::test]

@@ -4,10 +4,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::{ETag, Object, ObjectStore, Precondition, StoreError};
+use super::{ETag, Object, ObjectStore, Precondition, StagedObject, StoreError};
 
 pub struct S3Store {
     client: Client,
@@ -28,6 +29,21 @@ impl S3Store {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if status(&err) == Some(404) => Ok(false),
+            Err(err) => Err(backend(key, err)),
+        }
     }
 }
 
@@ -118,6 +134,93 @@ impl ObjectStore for S3Store {
         };
         let out = request.send().await.map_err(|e| backend(key, e))?;
         Ok(ETag(out.e_tag().unwrap_or_default().to_string()))
+    }
+
+    /// `CreateMultipartUpload` and one `UploadPart` (the only part of an upload may be smaller
+    /// than the 5 MiB minimum of the others).
+    async fn stage(&self, key: &str, body: Vec<u8>) -> Result<StagedObject, StoreError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| backend(key, e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let part = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| backend(key, e))?;
+        Ok(StagedObject {
+            key: key.to_string(),
+            upload_id,
+            part_etag: part.e_tag().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// `CompleteMultipartUpload`; when S3 no longer knows the upload (`NoSuchUpload`: completed
+    /// before, or aborted), a `HeadObject` tells published from lost.
+    async fn publish(&self, staged: &StagedObject) -> Result<(), StoreError> {
+        let key = staged.key.as_str();
+        let parts = CompletedMultipartUpload::builder()
+            .parts(
+                CompletedPart::builder()
+                    .part_number(1)
+                    .e_tag(&staged.part_etag)
+                    .build(),
+            )
+            .build();
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&staged.upload_id)
+            .multipart_upload(parts)
+            .send()
+            .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code()) == Some("NoSuchUpload")
+                    || status(&err) == Some(404) =>
+            {
+                if self.exists(key).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::Lost {
+                        key: key.to_string(),
+                        upload_id: staged.upload_id.clone(),
+                    })
+                }
+            }
+            Err(err) => Err(backend(key, err)),
+        }
+    }
+
+    /// `AbortMultipartUpload`; an upload S3 no longer knows is already gone.
+    async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&staged.key)
+            .upload_id(&staged.upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if status(&err) == Some(404) => Ok(()),
+            Err(err) => Err(backend(&staged.key, err)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

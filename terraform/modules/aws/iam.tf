@@ -213,10 +213,13 @@ data "aws_iam_policy_document" "aggregate" {
     resources = [aws_kinesis_stream.this.arn]
   }
 
+  # Objects are staged as multipart uploads and completed after the state commit
+  # (s3:PutObject covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload); the
+  # uploads of an attempt whose commit was refused are aborted.
   statement {
     sid     = "LakeReadWrite"
     effect  = "Allow"
-    actions = ["s3:GetObject", "s3:PutObject"]
+    actions = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
     resources = [
       "${local.lake_arn}/raw/*",
       "${local.lake_arn}/windows/*",

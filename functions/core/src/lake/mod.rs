@@ -43,6 +43,20 @@ pub enum LakeError {
     Read(#[source] ArrowError),
 }
 
+/// An object written where readers cannot see it yet: an S3 multipart upload whose single part
+/// is uploaded but not completed, or a staging file locally. A shard's committed state lists the
+/// objects of its last batch this way; they are published (the upload completed, the file
+/// renamed) only after that state is committed, so no reader ever sees an uncommitted attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagedObject {
+    /// The key the object is published under.
+    pub key: String,
+    /// The multipart upload id (S3) or staging file name (locally).
+    pub upload_id: String,
+    /// ETag of the uploaded part (S3's `CompleteMultipartUpload` needs it) or of the bytes.
+    pub part_etag: String,
+}
+
 /// Identifies the input batch an output file came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchId {

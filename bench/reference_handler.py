@@ -45,6 +45,7 @@ MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01
 MAX_EVENT_TIME_MS = 4_102_444_800_000  # 2100-01-01 (exclusive)
 MAX_FUTURE_SKEW_MS = 3_600_000
 MAX_CLOCK_SKEW_MS = 30_000  # [time] max_clock_skew default (streams/*.toml set none)
+DEDUP_HORIZON_MS = 600_000  # [time] dedup_horizon default: ids kept this far behind the watermark
 MAX_ID_LEN = 256
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
@@ -604,7 +605,12 @@ def anomalies_table(df: pd.DataFrame, shard_id: str) -> pa.Table:
 class Result:
     objects: dict = field(default_factory=dict)  # object key → Parquet bytes
     stats: dict = field(default_factory=lambda: dict(
-        records=0, events=0, quarantined=0, late=0, windows=0, anomalies=0))
+        records=0, events=0, quarantined=0, late=0, windows=0, anomalies=0, duplicate_events=0))
+
+
+def _debug_str(text: str) -> str:
+    """Rust's `{:?}` of a string, for the printable ids the decoder accepts."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _shard_of(event_id) -> str:
@@ -621,6 +627,11 @@ def process_shard(shard_id: str, records: list, result: Result,
     events = {s: [] for s in SCENARIOS}
     lineage = {s: [] for s in SCENARIOS}
     quarantine = []
+    # Dedup by event_id (sluice_core::dedup): the first copy wins; the same id again with the
+    # same bytes is dropped and counted, with other bytes quarantined; an event older than
+    # the horizon behind its stream's watermark is not checked.
+    seen = {s: {} for s in SCENARIOS}  # event_id → bytes of the first copy
+    running = {}  # scenario → max of min(event time, arrival + max_clock_skew) so far
     for r in records:
         k = r["kinesis"]
         seq, arrival = k["sequenceNumber"], arrival_ms(k["approximateArrivalTimestamp"])
@@ -635,6 +646,19 @@ def process_shard(shard_id: str, records: list, result: Result,
         except Rejected as why:
             quarantine.append((seq, arrival, k.get("partitionKey", ""), why.code, why.reason, data, None))
             continue
+        scenario, event_id, t = e[0], e[1], e[2]
+        first = seen[scenario].get(event_id)
+        if first is not None:
+            if first == data:
+                result.stats["duplicate_events"] += 1
+            else:
+                quarantine.append((seq, arrival, k.get("partitionKey", ""), "duplicate_conflict",
+                                   f"event_id {_debug_str(event_id)} was seen before with other bytes: "
+                                   "the first copy stands", data, scenario))
+            continue
+        if scenario not in running or t >= running[scenario] - lateness_ms - DEDUP_HORIZON_MS:
+            seen[scenario][event_id] = data
+        running[scenario] = max(running.get(scenario, t), min(t, arrival + MAX_CLOCK_SKEW_MS))
         events[e[0]].append(e[1:])
         lineage[e[0]].append((seq, arrival))
     stats = result.stats

@@ -6,6 +6,7 @@ SLUICE_BIN names the sluice binary (CI: the debug build); without it the release
 
 import base64
 import copy
+import itertools
 import json
 import os
 import sys
@@ -126,8 +127,13 @@ GOOD = {"scenario": "trades", "event_id": "x1", "event_time": "2026-11-24T05:00:
         "trade_type": "LIMIT"}
 
 
+_IDS = itertools.count()
+
+
 def trade(**changes) -> bytes:
-    d = dict(GOOD)
+    """GOOD with `changes` (`...` removes a member), under an event id of its own: cases that
+    share an id would be duplicates (or conflicts) of each other."""
+    d = {**GOOD, "event_id": f"{GOOD['event_id']}-{next(_IDS)}"}
     for k, v in changes.items():
         if v is ...:
             d.pop(k)
@@ -137,7 +143,7 @@ def trade(**changes) -> bytes:
 
 
 def other(scenario, **fields) -> bytes:
-    return json.dumps({"scenario": scenario, "event_id": "e", "event_time": "2026-11-24T05:00:01Z",
+    return json.dumps({"scenario": scenario, "event_id": f"e-{next(_IDS)}", "event_time": "2026-11-24T05:00:01Z",
                        **fields}).encode()
 
 
@@ -205,6 +211,19 @@ def test_validation_matches_sluice(batches, tmp_path):
     assert set(quarantine["reason_code"]) == {
         "malformed_json", "wrong_type", "missing_field", "unknown_scenario", "invalid_value"}
     assert report.counts["quarantine"] == len(quarantine) > 50
+
+
+def test_producer_duplicates_and_conflicts_match_sluice(batches, tmp_path):
+    # A producer's retry (same id, same bytes) is dropped and counted; the same id with other
+    # bytes is quarantined as duplicate_conflict; the first copy stands.
+    first, changed = trade(event_id="dup"), trade(event_id="dup", quantity=7)
+    event = with_records(load(batches["trades"]), [first, first, changed, first])
+    sluice, python, report = run_both(event, tmp_path)
+    assert report.ok, report.text()
+    quarantine = compare._frames(python)["quarantine"]
+    assert list(quarantine["reason_code"]) == ["duplicate_conflict"]
+    raw = compare._frames(python)["raw"]
+    assert list(raw["event_id"]).count("dup") == 1
 
 
 def test_escaped_scenario_partition(batches, tmp_path):

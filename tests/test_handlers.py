@@ -166,3 +166,26 @@ def test_aggregate_refuses_a_payload_of_another_trigger_naming_it(sluice, tmp_pa
     assert proc.returncode != 0, proc.stdout
     assert 'eventSource "aws:kafka"' in proc.stderr, proc.stderr
     assert not list(lake.rglob("*.parquet"))
+
+
+def test_producer_retries_are_counted_once_by_windows_and_the_shipped_query(sluice, tmp_path):
+    # Issue "Every event exactly once", example 3: trades ord-0..2 sent twice (a PutRecords
+    # retried after its response was lost: new sequence numbers, same bytes), then ord-3 at
+    # 05:00:30. The code before dedup counted 6 trades and 600 in [05:00:00, 05:00:10).
+    def order(i, second):
+        return json.dumps({"scenario": "trades", "event_id": f"ord-{i}",
+                           "event_time": f"2026-11-24T05:00:{second:02d}Z", "key": "AAPL", "symbol": "AAPL",
+                           "side": "BUY", "price": 190.0, "quantity": 100, "trade_type": "LIMIT"}).encode()
+
+    sent = [order(i, i) for i in range(3)]
+    event = tmp_path / "batch.json"
+    event.write_text(json.dumps(kinesis_event(sent + sent + [order(3, 30)], arrival=1795496404.0)))
+    lake = tmp_path / "lake"
+    sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+    rows = [r for f in parquet_files(lake, "windows") for r in pq.read_table(f).to_pylist()]
+    first = [r for r in rows if r["window_name"] == "tumbling_10s" and r["metric"] == "quantity"
+             and r["window_start"].isoformat() == "2026-11-24T05:00:00+00:00"]
+    assert [(r["count"], r["sum"]) for r in first] == [(3, 300.0)]
+    out = sluice("query", "--lake", lake, "--example", "trades-quantity-by-symbol", "--format", "json").stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert rows == [{"symbol": "AAPL", "total_quantity": 400, "trades": 4}]

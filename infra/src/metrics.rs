@@ -33,6 +33,8 @@ counters! {
     records_in: "Stream records handed to aggregate",
     duplicates_skipped: "Records at or below a shard's committed sequence number (redelivery)",
     events_in: "Records decoded into valid events",
+    duplicate_events: "Events whose dedup id and bytes were seen before (a producer's retry), not written again",
+    beyond_dedup_horizon: "Events older than their stream's dedup horizon, written unchecked",
     quarantined: "Records that failed to decode, kept in the quarantine table",
     late: "Events older than the watermark, kept in raw and the late table",
     windows_out: "Window rows written",

@@ -369,6 +369,8 @@ async fn commit(
     // Counted once committed, so a retried batch is not counted twice.
     let s = &processed.stats;
     Metrics::add(&m.events_in, s.events);
+    Metrics::add(&m.duplicate_events, s.duplicate_events);
+    Metrics::add(&m.beyond_dedup_horizon, s.beyond_dedup_horizon);
     Metrics::add(&m.quarantined, s.quarantined);
     Metrics::add(&m.late, s.late);
     Metrics::add(&m.windows_out, s.windows);
@@ -379,6 +381,7 @@ async fn commit(
         state = key,
         records = s.records,
         events = s.events,
+        duplicate_events = s.duplicate_events,
         quarantined = s.quarantined,
         late = s.late,
         windows = s.windows,

@@ -9,6 +9,7 @@
 //! - [`window`]: event-time windows, watermark, late events, snapshots.
 //! - [`detect`]: per-series streaming anomaly detectors.
 //! - [`aggregate`]: windows + detectors as one restorable unit (the aggregate function's core).
+//! - [`dedup`]: producer duplicates by a stream's dedup field, within a horizon.
 //! - [`rules`]: alert rules, cooldown and dedup.
 //! - [`schema`]: the lake's tables, defined once.
 //! - [`lake`]: object keys and Parquet encoding.
@@ -18,6 +19,7 @@
 //! - [`time`], [`rng`]: UTC milliseconds and RFC 3339; the seeded generator.
 
 pub mod aggregate;
+pub mod dedup;
 pub mod detect;
 pub mod evaluate;
 pub mod event;

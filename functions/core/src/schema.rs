@@ -335,7 +335,7 @@ pub static QUARANTINE: Table = Table {
         col(
             "reason_code",
             ColumnType::String,
-            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, or malformed_envelope (the record's data in the trigger was not base64; raw holds its text)",
+            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, malformed_envelope (the record's data in the trigger was not base64; raw holds its text), or duplicate_conflict (an event id seen before with other bytes; the first copy stands)",
         ),
         col(
             "reason",

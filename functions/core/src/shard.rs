@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Output, Restored};
+use crate::dedup::{DedupState, Seen};
 use crate::lake::{
     self, BatchId, LakeError, LateRow, Lineage, QuarantineRow, group_by_partition, object_key,
 };
@@ -28,6 +29,9 @@ pub struct ShardState {
     /// Fingerprint of the window/detector configuration the state was built with.
     pub config: String,
     pub aggregator: AggregatorState,
+    /// Event ids seen within each stream's dedup horizon.
+    #[serde(default, skip_serializing_if = "DedupState::is_empty")]
+    pub dedup: DedupState,
     /// Objects of the committed batch that were staged before the commit and are published
     /// after it. Whoever loads this state publishes them again before going on (publishing is
     /// idempotent), so a crash between the commit and the last publish loses nothing.
@@ -50,7 +54,14 @@ pub struct InRecord<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchStats {
     pub records: usize,
+    /// Records at or below the committed sequence number: a redelivery, skipped.
     pub duplicates: usize,
+    /// Events whose dedup id and bytes were seen before (a producer's retry): not written
+    /// again.
+    pub duplicate_events: usize,
+    /// Events older than their stream's dedup horizon, whose ids are no longer kept: written
+    /// unchecked.
+    pub beyond_dedup_horizon: usize,
     pub events: usize,
     pub quarantined: usize,
     pub late: usize,
@@ -152,6 +163,7 @@ pub fn process_shard(
 
     let (mut aggregator, restored) = Aggregator::restore_noting(config, prior.aggregator);
     let warnings = restore_warnings(restored);
+    let mut dedup = prior.dedup;
     let mut events: Vec<(Record, Lineage<'_>)> = Vec::with_capacity(fresh.len());
     let mut late: Vec<(usize, i64)> = Vec::new();
     let mut quarantine: Vec<QuarantineRow<'_>> = Vec::new();
@@ -175,6 +187,33 @@ pub fn process_shard(
         match config.decoder().decode(r.data, Some(r.arrival_ms)) {
             Ok(record) => {
                 let def = &config.streams().streams()[record.stream];
+                if let Some(id) = record.dedup_id(def) {
+                    let oldest = aggregator
+                        .watermark_ms(record.stream)
+                        .map(|w| w.saturating_sub(def.dedup_horizon_ms));
+                    match dedup.check(&def.name, &id, r.data, record.event_time_ms, oldest) {
+                        Seen::New => {}
+                        Seen::BeyondHorizon => stats.beyond_dedup_horizon += 1,
+                        Seen::Duplicate => {
+                            stats.duplicate_events += 1;
+                            continue;
+                        }
+                        Seen::Conflict => {
+                            quarantine.push(QuarantineRow {
+                                lineage,
+                                partition_key: r.partition_key,
+                                stream: Some(record.stream),
+                                reason_code: "duplicate_conflict",
+                                reason: format!(
+                                    "{} {id:?} was seen before with other bytes: the first copy stands",
+                                    def.fields[def.dedup.unwrap_or(def.key)].name
+                                ),
+                                raw: r.data,
+                            });
+                            continue;
+                        }
+                    }
+                }
                 if let Some(skew) = record.event_time_ms.checked_sub(r.arrival_ms)
                     && skew > def.max_clock_skew_ms
                 {
@@ -199,6 +238,11 @@ pub fn process_shard(
     }
     let mut out = Output::default();
     aggregator.advance(&mut out);
+    for (i, def) in config.streams().streams().iter().enumerate() {
+        if let Some(w) = aggregator.watermark_ms(i) {
+            dedup.evict(&def.name, w.saturating_sub(def.dedup_horizon_ms));
+        }
+    }
     stats.events = events.len();
     stats.quarantined = quarantine.len();
     stats.late = late.len();
@@ -212,6 +256,7 @@ pub fn process_shard(
             last_sequence: Some(last.sequence.to_string()),
             config: fingerprint,
             aggregator: aggregator.snapshot(),
+            dedup,
             pending: Vec::new(),
         },
         stats,
@@ -249,6 +294,7 @@ pub fn flush_shard(
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
+            dedup: prior.dedup,
             pending: Vec::new(),
         },
         stats,
@@ -525,6 +571,128 @@ mod tests {
             matches!(&warnings[..], [Warning::BaselinesDiscarded(n)] if *n > 0),
             "the quantity detectors restart, nothing else: {warnings:?}"
         );
+    }
+
+    fn trade(id: &str, symbol: &str, t: i64, quantity: i64) -> Vec<u8> {
+        format!(
+            r#"{{"scenario":"trades","event_id":"{id}","event_time":"{}","symbol":"{symbol}","side":"BUY","price":190.5,"quantity":{quantity},"trade_type":"LIMIT"}}"#,
+            crate::time::format_rfc3339_ms(t)
+        )
+        .into_bytes()
+    }
+
+    /// (sequence, bytes, arrival) → records.
+    fn as_records(data: &[(String, Vec<u8>, i64)]) -> Vec<InRecord<'_>> {
+        data.iter()
+            .map(|(seq, bytes, arrival)| InRecord {
+                sequence: seq,
+                arrival_ms: *arrival,
+                partition_key: "k",
+                data: bytes,
+                envelope_error: None,
+            })
+            .collect()
+    }
+
+    /// Issue "Every event exactly once", example 3, with the right value: three trades sent
+    /// twice (a producer's retry, new sequence numbers), then one at 05:00:30: the window
+    /// [05:00:00, 05:00:10) counts 3 and sums 300 (the code before dedup said 6 and 600).
+    /// The same id with other bytes is quarantined; the first copy stands.
+    #[test]
+    fn producer_duplicates_are_counted_once_and_conflicts_quarantined() {
+        let t0 = 1_795_496_400_000; // 05:00:00
+        let mut data = Vec::new();
+        for round in 0..2 {
+            for i in 0..3 {
+                let seq = (1 + round * 3 + i).to_string();
+                data.push((
+                    seq,
+                    trade(&format!("ord-{i}"), "AAPL", t0 + i * 1_000, 100),
+                    t0 + 4_000,
+                ));
+            }
+        }
+        data.push((
+            "7".into(),
+            trade("ord-1", "AAPL", t0 + 1_000, 999),
+            t0 + 5_000,
+        ));
+        data.push((
+            "8".into(),
+            trade("ord-3", "AAPL", t0 + 30_000, 100),
+            t0 + 30_500,
+        ));
+        // Split over two batches: ids are remembered in the committed state.
+        let records = as_records(&data);
+        let config = config(None, &[], 5_000);
+        let first = process_shard(&config, None, "s", &records[..4]).unwrap();
+        let second = process_shard(&config, Some(first.state), "s", &records[4..]).unwrap();
+        assert_eq!(
+            first.stats.duplicate_events + second.stats.duplicate_events,
+            3
+        );
+        assert_eq!(second.stats.quarantined, 1, "ord-1 with another quantity");
+        assert_eq!(first.stats.events + second.stats.events, 4);
+        let quarantine: Vec<String> = second
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with("quarantine/"))
+            .flat_map(|(_, b)| decode_parquet(b.clone()).unwrap())
+            .flat_map(|b| {
+                use arrow_array::cast::AsArray;
+                let codes = b
+                    .column_by_name("reason_code")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone();
+                (0..b.num_rows())
+                    .map(move |i| codes.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(quarantine, ["duplicate_conflict"]);
+        let objects = [first.objects, second.objects].concat();
+        let rows = window_rows(&objects);
+        let tumbling = rows
+            .iter()
+            .find(|(w, k, m, start, _)| {
+                w == "tumbling_10s" && k == "AAPL" && m == "quantity" && *start == t0
+            })
+            .expect("the window [05:00:00, 05:00:10) closed");
+        assert_eq!(tumbling.4, 3, "count");
+        assert_eq!(
+            window_sum(&objects, "tumbling_10s", "quantity", t0),
+            Some(300.0)
+        );
+    }
+
+    /// The `sum` of the AAPL row of `window` and `metric` starting at `start`.
+    fn window_sum(
+        objects: &[(String, Vec<u8>)],
+        window: &str,
+        metric: &str,
+        start: i64,
+    ) -> Option<f64> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Float64Type, TimestampMillisecondType};
+        for (_, bytes) in objects.iter().filter(|(k, _)| k.starts_with("windows/")) {
+            for b in decode_parquet(bytes.clone()).unwrap() {
+                let col = |n: &str| b.column_by_name(n).unwrap().clone();
+                for i in 0..b.num_rows() {
+                    if col("window_name").as_string::<i32>().value(i) == window
+                        && col("key").as_string::<i32>().value(i) == "AAPL"
+                        && col("metric").as_string::<i32>().value(i) == metric
+                        && col("window_start")
+                            .as_primitive::<TimestampMillisecondType>()
+                            .value(i)
+                            == start
+                    {
+                        return Some(col("sum").as_primitive::<Float64Type>().value(i));
+                    }
+                }
+            }
+        }
+        None
     }
 
     #[test]

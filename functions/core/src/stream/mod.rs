@@ -394,6 +394,9 @@ pub struct StreamDef {
     /// default [`DEFAULT_MAX_CLOCK_SKEW_MS`]): one producer with a clock ahead must not make
     /// every honest event late. The event itself is kept, in raw and its own windows.
     pub max_clock_skew_ms: i64,
+    /// How far behind the watermark, in event time, the ids of the `dedup` field are
+    /// remembered (`[time] dedup_horizon`, default 10 minutes; see [`crate::dedup`]).
+    pub dedup_horizon_ms: i64,
     /// In raw-table column order.
     pub fields: Vec<FieldDef>,
     pub metrics: Vec<MetricDef>,

@@ -79,6 +79,7 @@ struct RawTime {
     ambiguous: Option<S<String>>,
     allowed_lateness: Option<S<String>>,
     max_clock_skew: Option<S<String>>,
+    dedup_horizon: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -617,6 +618,17 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         Some(l) => parse_duration_ms(l.get_ref())
             .map_err(|e| ctx.err(l.span(), format!("max_clock_skew: {e}")))?,
     };
+    let dedup_horizon_ms = match &raw.time.get_ref().dedup_horizon {
+        None => crate::dedup::DEFAULT_DEDUP_HORIZON_MS,
+        Some(h) if dedup.is_none() => {
+            return Err(ctx.err(
+                h.span(),
+                "dedup_horizon needs a dedup field: name the field that identifies an event with top-level dedup = \"...\"",
+            ));
+        }
+        Some(h) => parse_duration_ms(h.get_ref())
+            .map_err(|e| ctx.err(h.span(), format!("dedup_horizon: {e}")))?,
+    };
     let route = raw.route.as_ref().map(|r| Route {
         field: r.field.get_ref().clone(),
         value: r.value.get_ref().clone(),
@@ -939,6 +951,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         time_field,
         allowed_lateness_ms,
         max_clock_skew_ms,
+        dedup_horizon_ms,
         fields,
         metrics,
         rollups,

@@ -189,3 +189,39 @@ def test_producer_retries_are_counted_once_by_windows_and_the_shipped_query(slui
     out = sluice("query", "--lake", lake, "--example", "trades-quantity-by-symbol", "--format", "json").stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert rows == [{"symbol": "AAPL", "total_quantity": 400, "trades": 4}]
+
+
+def test_a_scheduled_sweep_closes_the_windows_of_a_quiet_shard(sluice, tmp_path):
+    # Trades 05:00:00-05:00:14 and then silence (market close, or a parent shard after a
+    # reshard): without a sweep [05:00:00, 05:00:10) is never written. A scheduled event sent
+    # to aggregate is a sweep whose `time` is "now".
+    def order(second):
+        return json.dumps({"scenario": "trades", "event_id": f"q-{second}",
+                           "event_time": f"2026-11-24T05:00:{second:02d}Z", "key": "AAPL", "symbol": "AAPL",
+                           "side": "BUY", "price": 190.0, "quantity": 1, "trade_type": "LIMIT"}).encode()
+
+    event = tmp_path / "batch.json"
+    event.write_text(json.dumps(kinesis_event([order(s) for s in range(15)], arrival=1795496400.5)))
+    lake = tmp_path / "lake"
+    sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+
+    def tumbling_counts():
+        rows = [r for f in parquet_files(lake, "windows") for r in pq.read_table(f).to_pylist()]
+        return sorted((r["window_start"].strftime("%H:%M:%S"), r["count"]) for r in rows
+                      if r["window_name"] == "tumbling_10s" and r["metric"] == "quantity")
+
+    assert tumbling_counts() == []
+
+    def sweep(time):
+        path = tmp_path / "scheduled.json"
+        path.write_text(json.dumps({"version": "0", "id": "x", "detail-type": "Scheduled Event",
+                                    "source": "aws.scheduler", "account": "123456789012", "time": time,
+                                    "region": "eu-west-1", "resources": [], "detail": {}}))
+        sluice("invoke", "aggregate", "--event", path, "--lake", lake)
+
+    sweep("2026-11-24T05:01:00Z")  # 45.5 s after the last arrival: not idle for a minute yet
+    assert tumbling_counts() == []
+    sweep("2026-11-24T05:01:20Z")
+    assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]
+    sweep("2026-11-24T05:02:20Z")  # nothing more to close: nothing written twice
+    assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]

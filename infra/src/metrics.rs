@@ -38,6 +38,7 @@ counters! {
     quarantined: "Records that failed to decode, kept in the quarantine table",
     late: "Events older than the watermark, kept in raw and the late table",
     windows_out: "Window rows written",
+    idle_flushes: "Streams on a shard whose watermark a sweep moved because no event had arrived for the idle timeout",
     anomalies_out: "Anomaly rows written",
     objects_written: "Objects written to the lake",
     bytes_written: "Bytes written to the lake",

@@ -198,6 +198,26 @@ def test_pipeline_generate_kinesis_aggregate_s3_alert_sns_sqs(lambda_binaries, a
     changed = [k for k in before if before[k]["etag"] != after[k]["etag"]]
     assert changed == [], f"redelivery rewrote objects with different bytes: {changed}"
 
+    # ---------------------- 4b. staged uploads all completed; the sweep closes the rest
+    uploads = s3.list_multipart_uploads(Bucket=res.bucket).get("Uploads", [])
+    assert uploads == [], f"staged uploads left incomplete after their commits: {uploads}"
+    # Nothing arrives after the last batch: a sweep five minutes later finds every shard idle
+    # and writes the windows the watermark had not reached.
+    aggregate.invoke_ok(aws_helpers.scheduled_event(now + dt.timedelta(minutes=5)), timeout=INVOKE_TIMEOUT)
+    swept = sorted(set(aws_helpers.list_objects(s3, res.bucket)) - set(after))
+    swept_windows = [k for k in swept if k.startswith("windows/")]
+    assert swept_windows, f"the sweep wrote no windows: {swept}"
+    assert all("sweep" in k for k in swept_windows), swept_windows
+    late_rows = [r for t in read_all(s3, res.bucket, swept_windows) for r in t.to_pylist()]
+    closed_late = [r for r in late_rows if r["window_name"] == "tumbling_1m" and r["metric"] == "price"
+                   and not r["key"].startswith("*")]
+    assert closed_late, "the sweep closed no one-minute price windows"
+    for r in closed_late:
+        start, end = r["window_start"], r["window_end"]
+        expected = sum(1 for t in trade_times.get(r["key"], []) if start <= t < end)
+        assert r["count"] == expected, f"swept window {r['key']} [{start}, {end}) counts {r['count']}, raw {expected}"
+    assert s3.list_multipart_uploads(Bucket=res.bucket).get("Uploads", []) == []
+
     # ------------------------------------------------------ 5. S3 events → alert → SNS → SQS
     s3.put_object(Bucket=res.bucket, Key=RULES_KEY, Body=RULES_TOML.encode())
     alert = start_lambda(lambda_binaries["alert"], "sluice-alert", {

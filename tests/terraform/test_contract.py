@@ -229,6 +229,24 @@ def test_aggregate_event_source_mapping(aws: Module):
     assert on_failure and "aws_sqs_queue" in str(on_failure[0]["destination_arn"])
 
 
+def test_aggregate_is_swept_on_a_schedule_with_its_idle_timeout(aws: Module):
+    """The sweep (issue "Every event exactly once"): a schedule invokes aggregate with the
+    Scheduled Event payload the handler reads as a sweep, and SLUICE_IDLE_TIMEOUT comes from a
+    variable that defaults to one minute."""
+    schedules = aws.locals["schedules"]
+    assert "aggregate" in schedules, "no sweep schedule for aggregate"
+    sweep = schedules["aggregate"]
+    assert "var.aggregate_sweep_schedule" in str(sweep["expression"])
+    assert str(sweep["enabled"]).lower() in ("true", "${true}")
+    resources = aws.resources["aws_scheduler_schedule"]
+    body = next(iter(resources.values()))
+    assert "local.schedules" in str(body["for_each"])
+    target_input = str(blocks(body["target"])[0]["input"])
+    assert "Scheduled Event" in target_input and "aws.scheduler" in target_input
+    assert env_assignments(aws, "aggregate", "SLUICE_IDLE_TIMEOUT") == ["var.aggregate_idle_timeout"]
+    assert aws.variables["aggregate_idle_timeout"]["default"] == "1m"
+
+
 # ---------------------------------------------------------------------------------------
 # (c) Glue tables from glue_tables.json; schema files equal the binary's output
 # ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `SLUICE_BUCKET` | lake and state bucket (required) |
 //! | `SLUICE_LATENESS` | allowed lateness, e.g. `5s` (default 5s) |
+//! | `SLUICE_IDLE_TIMEOUT` | a sweep closes the windows of a shard whose last event arrived longer ago than this, e.g. `1m` (default 1m) |
 //! | `SLUICE_WINDOWS` | extra window specs for every stream, comma-separated (e.g. `sliding:30s`) |
 //! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions (`*.toml`) in the bucket; the built-in definitions when unset |
 //! | `SLUICE_STREAMS_DIGEST` | digest of the uploaded definitions (not read: a change replaces warm instances) |
@@ -23,13 +24,18 @@ pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
     let lateness = optional_env("SLUICE_LATENESS").unwrap_or_else(|| "5s".into());
     let windows = optional_env("SLUICE_WINDOWS").unwrap_or_default();
     let extra: Vec<&str> = windows.split(',').collect();
-    Settings::with_windows(streams, &extra, &lateness).map_err(|reason| {
+    let mut settings = Settings::with_windows(streams, &extra, &lateness).map_err(|reason| {
         let (name, value) = match reason {
             SettingsError::Lateness(_) => ("SLUICE_LATENESS", lateness.as_str()),
             _ => ("SLUICE_WINDOWS", windows.as_str()),
         };
         ConfigError::invalid(name, value, reason.to_string())
-    })
+    })?;
+    if let Some(idle) = optional_env("SLUICE_IDLE_TIMEOUT") {
+        settings.idle_timeout_ms = sluice_core::time::parse_duration_ms(&idle)
+            .map_err(|e| ConfigError::invalid("SLUICE_IDLE_TIMEOUT", &idle, e.to_string()))?;
+    }
+    Ok(settings)
 }
 
 impl Deps {

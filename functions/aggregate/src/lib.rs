@@ -43,13 +43,14 @@ use thiserror::Error;
 
 pub use sluice_core::shard::{
     BatchStats, InRecord, Processed, ShardState, compare_sequence, flush_shard, process_shard,
+    sweep_shard,
 };
 
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod payload;
 
-pub use payload::{KinesisBatch, PayloadError};
+pub use payload::{KinesisBatch, PayloadError, Trigger};
 
 /// Settings of the aggregate function.
 #[derive(Debug, Clone)]
@@ -59,7 +60,13 @@ pub struct Settings {
     pub state_prefix: String,
     /// At most this many objects are written at once.
     pub write_concurrency: usize,
+    /// A sweep moves the watermark of a stream on a shard whose last event arrived longer ago
+    /// than this, in ms (`SLUICE_IDLE_TIMEOUT`, default 1 minute).
+    pub idle_timeout_ms: i64,
 }
+
+/// Default of [`Settings::idle_timeout_ms`].
+pub const DEFAULT_IDLE_TIMEOUT_MS: i64 = 60_000;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -84,6 +91,7 @@ impl Settings {
             aggregate,
             state_prefix: "state/aggregate".into(),
             write_concurrency: 8,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
         }
     }
 
@@ -231,10 +239,16 @@ pub fn state_key(prefix: &str, event_source_arn: Option<&str>, shard_id: &str) -
     format!("{}/{stream}/{shard_id}.json", prefix.trim_end_matches('/'))
 }
 
-/// Handles one Kinesis trigger payload, as the runtime received it (one shard in practice;
-/// several are handled one after another).
+/// Handles one payload as the runtime received it: a Kinesis batch (one shard in practice;
+/// several are handled one after another), or a scheduled event, which is a [`sweep`].
 pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse, HandlerError> {
-    let batch = KinesisBatch::parse(payload)?;
+    let batch = match Trigger::parse(payload)? {
+        Trigger::Kinesis(batch) => batch,
+        Trigger::Sweep { now_ms } => {
+            sweep(deps, now_ms).await?;
+            return Ok(KinesisEventResponse::default());
+        }
+    };
     // Group by (stream, shard) keeping delivery order.
     let mut shards: BTreeMap<(Option<&str>, &str), Vec<InRecord<'_>>> = BTreeMap::new();
     for (arn, shard, record) in batch.records() {
@@ -374,6 +388,7 @@ async fn commit(
     Metrics::add(&m.quarantined, s.quarantined);
     Metrics::add(&m.late, s.late);
     Metrics::add(&m.windows_out, s.windows);
+    Metrics::add(&m.idle_flushes, s.idle_flushes);
     Metrics::add(&m.anomalies_out, s.anomalies);
     Metrics::add(&m.objects_written, count);
     Metrics::add(&m.bytes_written, bytes);
@@ -392,6 +407,87 @@ async fn commit(
     // A failure here fails the batch; the retry finds the committed state and publishes.
     publish_pending(deps, key, &etag, &processed.state.pending).await?;
     Ok(processed.stats)
+}
+
+/// What a sweep did, over every shard state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepReport {
+    /// Shard states read.
+    pub states: usize,
+    /// Shard states whose idle streams closed windows, committed.
+    pub swept: usize,
+    /// Shard states a stream invocation committed while the sweep worked: it won; the next
+    /// sweep looks again.
+    pub lost_races: usize,
+    pub stats: BatchStats,
+}
+
+/// The sweep: at wall-clock `now_ms`, every shard state whose streams have been idle longer
+/// than the idle timeout has their watermark moved and what that closes written and
+/// committed (see [`sweep_shard`]), with the same conditional commit as a batch, so a
+/// concurrent stream invocation wins cleanly. States that cannot be swept are logged and the
+/// others still swept; the first such error is returned at the end.
+pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError> {
+    let prefix = format!("{}/", deps.settings.state_prefix.trim_end_matches('/'));
+    let columns = format!("{prefix}{COLUMNS_DIR}/");
+    let mut report = SweepReport::default();
+    let mut first_error = None;
+    for key in deps.store.list(&prefix).await? {
+        if !key.ends_with(".json") || key.starts_with(&columns) {
+            continue;
+        }
+        let shard_id = key
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".json");
+        match sweep_one(deps, &key, shard_id, now_ms).await {
+            Ok(None) => {}
+            Ok(Some(stats)) => {
+                report.swept += 1;
+                report.stats.windows += stats.windows;
+                report.stats.anomalies += stats.anomalies;
+                report.stats.idle_flushes += stats.idle_flushes;
+            }
+            Err(HandlerError::Store(StoreError::PreconditionFailed { .. })) => {
+                report.lost_races += 1;
+            }
+            Err(e) => {
+                tracing::error!(state = key, error = %e, "sweep failed for this shard");
+                first_error.get_or_insert(e);
+            }
+        }
+        report.states += 1;
+    }
+    tracing::info!(
+        states = report.states,
+        swept = report.swept,
+        lost_races = report.lost_races,
+        windows = report.stats.windows,
+        "sweep done"
+    );
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+async fn sweep_one(
+    deps: &Deps,
+    key: &str,
+    shard_id: &str,
+    now_ms: i64,
+) -> Result<Option<BatchStats>, HandlerError> {
+    let (Some(prior), condition) = load_state(deps, key).await? else {
+        return Ok(None);
+    };
+    let s = &deps.settings;
+    let Some(processed) = sweep_shard(&s.aggregate, prior, shard_id, now_ms, s.idle_timeout_ms)?
+    else {
+        return Ok(None);
+    };
+    log_warnings(shard_id, &processed);
+    commit(deps, key, processed, condition).await.map(Some)
 }
 
 /// Flushes one shard's committed state (see [`flush_shard`]) and commits the result.

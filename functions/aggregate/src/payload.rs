@@ -62,6 +62,8 @@ pub enum PayloadError {
     /// Valid JSON of another trigger (a Kafka event, a scheduled event, …): not retryable.
     #[error("not a Kinesis event (no Records): received {received}")]
     NotKinesis { received: String },
+    #[error("a scheduled event whose time {time:?} is not an RFC 3339 time")]
+    SweepTime { time: String },
 }
 
 #[derive(Deserialize)]
@@ -73,6 +75,59 @@ struct Envelope<'a> {
     event_source: Option<Cow<'a, str>>,
     #[serde(rename = "detail-type", borrow, default)]
     detail_type: Option<Cow<'a, str>>,
+    /// A scheduled event's `source` (`aws.events`, `aws.scheduler`) and `time` (RFC 3339).
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    time: Option<Cow<'a, str>>,
+}
+
+/// What invoked the aggregate function.
+pub enum Trigger<'a> {
+    /// Records of a Kinesis stream.
+    Kinesis(KinesisBatch<'a>),
+    /// A scheduled event (EventBridge or EventBridge Scheduler, `detail-type` "Scheduled
+    /// Event"): a sweep whose "now" is the event's `time`, in ms since the epoch.
+    Sweep { now_ms: i64 },
+}
+
+impl<'a> Trigger<'a> {
+    /// Reads a payload; anything but a Kinesis event or a scheduled event is
+    /// [`PayloadError::NotKinesis`], naming what arrived.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, PayloadError> {
+        // One UTF-8 check of the whole payload, then a parser that trusts it: cheaper than
+        // serde_json validating every record's strings one by one.
+        let text = std::str::from_utf8(payload).map_err(|e| PayloadError::Utf8 {
+            at: e.valid_up_to(),
+        })?;
+        let envelope: Envelope<'a> = serde_json::from_str(text)?;
+        if let Some(records) = envelope.records {
+            return KinesisBatch::from_wire(records).map(Trigger::Kinesis);
+        }
+        let scheduled = envelope.detail_type.as_deref() == Some("Scheduled Event")
+            && matches!(
+                envelope.source.as_deref(),
+                Some("aws.events" | "aws.scheduler")
+            );
+        if scheduled {
+            let time = envelope.time.as_deref().unwrap_or_default();
+            let now_ms = chrono::DateTime::parse_from_rfc3339(time)
+                .map_err(|_| PayloadError::SweepTime {
+                    time: time.to_string(),
+                })?
+                .timestamp_millis();
+            return Ok(Trigger::Sweep { now_ms });
+        }
+        let received = match (&envelope.event_source, &envelope.detail_type) {
+            (Some(source), _) => format!("an event with eventSource {source:?}"),
+            (None, Some(detail)) => format!(
+                "an event with detail-type {detail:?} and source {:?} (a sweep is a \"Scheduled Event\" from aws.events or aws.scheduler)",
+                envelope.source.as_deref().unwrap_or_default()
+            ),
+            (None, None) => "a JSON object without Records".to_string(),
+        };
+        Err(PayloadError::NotKinesis { received })
+    }
 }
 
 #[derive(Deserialize)]
@@ -157,21 +212,18 @@ pub struct KinesisBatch<'a> {
 }
 
 impl<'a> KinesisBatch<'a> {
+    /// Reads a Kinesis trigger payload; any other payload is an error (see [`Trigger::parse`]
+    /// for one that may also be a sweep).
     pub fn parse(payload: &'a [u8]) -> Result<Self, PayloadError> {
-        // One UTF-8 check of the whole payload, then a parser that trusts it: cheaper than
-        // serde_json validating every record's strings one by one.
-        let text = std::str::from_utf8(payload).map_err(|e| PayloadError::Utf8 {
-            at: e.valid_up_to(),
-        })?;
-        let envelope: Envelope<'a> = serde_json::from_str(text)?;
-        let Some(wire_records) = envelope.records else {
-            let received = match (&envelope.event_source, &envelope.detail_type) {
-                (Some(source), _) => format!("an event with eventSource {source:?}"),
-                (None, Some(detail)) => format!("an event with detail-type {detail:?}"),
-                (None, None) => "a JSON object without Records".to_string(),
-            };
-            return Err(PayloadError::NotKinesis { received });
-        };
+        match Trigger::parse(payload)? {
+            Trigger::Kinesis(batch) => Ok(batch),
+            Trigger::Sweep { .. } => Err(PayloadError::NotKinesis {
+                received: "a scheduled event".into(),
+            }),
+        }
+    }
+
+    fn from_wire(wire_records: Vec<WireRecord<'a>>) -> Result<Self, PayloadError> {
         // Decoded data is at most 3/4 of its base64 text.
         let capacity = wire_records
             .iter()
@@ -326,13 +378,27 @@ mod tests {
             err.to_string(),
             "not a Kinesis event (no Records): received an event with eventSource \"aws:kafka\""
         );
-        let scheduled = br#"{"detail-type":"Scheduled Event","source":"aws.scheduler"}"#;
+        let scheduled =
+            br#"{"detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-24T05:01:20Z"}"#;
+        assert!(matches!(
+            Trigger::parse(scheduled),
+            Ok(Trigger::Sweep {
+                now_ms: 1_795_496_480_000
+            })
+        ));
+        assert!(KinesisBatch::parse(scheduled).is_err());
+        let untimed = br#"{"detail-type":"Scheduled Event","source":"aws.events","time":"soon"}"#;
+        assert_eq!(
+            Trigger::parse(untimed).err().unwrap().to_string(),
+            "a scheduled event whose time \"soon\" is not an RFC 3339 time"
+        );
+        let foreign = br#"{"detail-type":"Scheduled Event","source":"my.app"}"#;
         assert!(
-            KinesisBatch::parse(scheduled)
+            Trigger::parse(foreign)
                 .err()
                 .unwrap()
                 .to_string()
-                .contains("Scheduled Event")
+                .contains("detail-type \"Scheduled Event\" and source \"my.app\"")
         );
         let bad = br#"{"Records":[{"eventID":"s:1","kinesis":{"partitionKey":"k","sequenceNumber":"1","data":"@@@=","approximateArrivalTimestamp":1795496400.5}},{"eventID":"s:2","kinesis":{"partitionKey":"k","sequenceNumber":"2","data":"e30=","approximateArrivalTimestamp":1795496400.5}}]}"#;
         let batch = KinesisBatch::parse(bad).unwrap();

@@ -23,7 +23,8 @@ pub enum Function {
 pub struct InvokeArgs {
     pub function: Function,
     /// The trigger payload: a KinesisEvent (aggregate), S3 event (alert) or scheduled event
-    /// (generate, fetch), exactly as Lambda delivers it.
+    /// (generate, fetch; for aggregate a sweep, its `time` being "now"), exactly as Lambda
+    /// delivers it.
     #[arg(long)]
     pub event: PathBuf,
     #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]

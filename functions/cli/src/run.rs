@@ -66,6 +66,9 @@ pub struct RunArgs {
     pub alerts: AlertArgs,
 }
 
+/// How often `sluice run` sweeps (wall clock).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 fn parse_rate(text: &str) -> anyhow::Result<f64> {
     let number = text.trim().trim_end_matches("/s");
     let rate: f64 = number
@@ -271,6 +274,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let interactive = std::io::stderr().is_terminal() && !args.quiet;
     let mut last_progress = Instant::now();
     let mut next_tick = Instant::now();
+    let mut next_sweep = Instant::now() + SWEEP_EVERY;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -285,6 +289,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             next_tick += tick;
         }
         pipeline.pump_aggregate().await?;
+        if Instant::now() >= next_sweep {
+            // As the scheduled sweep does in the cloud: shards quiet for the idle timeout have
+            // their last windows closed.
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            sluice_aggregate::sweep(&pipeline.aggregate, now_ms)
+                .await
+                .context("sweep")?;
+            next_sweep = Instant::now() + SWEEP_EVERY;
+        }
         pipeline.pump_alerts().await?;
         if !args.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
             let line = progress_line(&metrics.snapshot(), pipeline.backlog(), started.elapsed());

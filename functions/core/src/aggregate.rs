@@ -277,6 +277,17 @@ impl<'c> Aggregator<'c> {
             .observe(&out.windows[from..], &mut out.anomalies);
     }
 
+    /// A sweep at wall-clock `now_ms`: moves the watermark of streams idle for longer than
+    /// `idle_timeout_ms` (see [`WindowEngine::advance_idle`]), then closes and detects what it
+    /// passed. Returns how many streams it moved.
+    pub fn advance_idle(&mut self, now_ms: i64, idle_timeout_ms: i64, out: &mut Output) -> usize {
+        let moved = self.engine.advance_idle(now_ms, idle_timeout_ms);
+        if moved > 0 {
+            self.advance(out);
+        }
+        moved
+    }
+
     /// End of data: closes every open window.
     pub fn flush(&mut self, out: &mut Output) {
         let from = out.windows.len();

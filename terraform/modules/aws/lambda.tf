@@ -44,8 +44,9 @@ locals {
     aggregate = merge({
       SLUICE_BUCKET   = aws_s3_bucket.this.id
       SLUICE_LOG      = var.log_level
-      SLUICE_LATENESS = var.aggregate_lateness
-      SLUICE_WINDOWS  = var.aggregate_extra_windows
+      SLUICE_LATENESS     = var.aggregate_lateness
+      SLUICE_WINDOWS      = var.aggregate_extra_windows
+      SLUICE_IDLE_TIMEOUT = var.aggregate_idle_timeout
     }, local.streams_env)
 
     alert = merge({
@@ -164,7 +165,7 @@ resource "aws_lambda_event_source_mapping" "this" {
 }
 
 ################################################################################
-# generate and fetch: EventBridge Scheduler
+# generate and fetch ticks, and the aggregate sweep: EventBridge Scheduler
 ################################################################################
 
 locals {
@@ -176,6 +177,12 @@ locals {
     fetch = {
       expression = var.fetch_schedule
       enabled    = var.fetch_url != ""
+    }
+    # The sweep: closes the windows of shards quiet for aggregate_idle_timeout (market close,
+    # a parent shard after a reshard). Its commits are conditional, like a batch's.
+    aggregate = {
+      expression = var.aggregate_sweep_schedule
+      enabled    = true
     }
   }
 }

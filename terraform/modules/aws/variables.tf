@@ -284,6 +284,23 @@ variable "aggregate_maximum_record_age_s" {
   default     = -1
 }
 
+variable "aggregate_sweep_schedule" {
+  description = "EventBridge Scheduler expression for the aggregate sweep, which closes the windows of shards that have been quiet for aggregate_idle_timeout, e.g. rate(1 minute)."
+  type        = string
+  default     = "rate(1 minute)"
+}
+
+variable "aggregate_idle_timeout" {
+  description = "SLUICE_IDLE_TIMEOUT: a sweep moves the watermark of a shard whose last record arrived longer ago than this (as if event time had gone on with the clock) and writes the windows that closes, e.g. 1m."
+  type        = string
+  default     = "1m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(ms|s|min|m|h|d))+$", var.aggregate_idle_timeout))
+    error_message = "aggregate_idle_timeout is a duration such as 30s, 1m or 1h."
+  }
+}
+
 variable "aggregate_lateness" {
   description = "Allowed lateness (SLUICE_LATENESS): the watermark trails the largest event time by this much, e.g. 5s."
   type        = string

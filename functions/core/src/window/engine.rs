@@ -110,6 +110,10 @@ fn add_samples(accs: &mut [Accumulator], t: i64, ordinal: u64, samples: &[Option
 struct Slot {
     /// Each stream is its own producer: one running ahead must not make another's events late.
     max_event_time_ms: Option<i64>,
+    /// Latest arrival time of the stream's events (when known).
+    last_arrival_ms: Option<i64>,
+    /// The watermark a sweep set while the stream was idle: it only moves forward.
+    idle_watermark_ms: Option<i64>,
     /// Key → open windows, aligned with the stream's windows.
     keys: HashMap<String, Vec<Open>>,
     /// Per rollup, aligned with the stream's windows (empty until its first event).
@@ -163,6 +167,8 @@ impl WindowEngine {
             let cfg = &config.streams[i];
             let slot = &mut slots[i];
             slot.max_event_time_ms = st.max_event_time_ms;
+            slot.last_arrival_ms = st.last_arrival_ms;
+            slot.idle_watermark_ms = st.idle_watermark_ms;
             let metrics: Vec<&str> = cfg.metrics.iter().map(|m| m.name.as_str()).collect();
             for w in st.windows {
                 let Some(d) = cfg.windows.iter().position(|spec| *spec == w.spec) else {
@@ -258,6 +264,8 @@ impl WindowEngine {
                 StreamState {
                     name: cfg.name.clone(),
                     max_event_time_ms: slot.max_event_time_ms,
+                    last_arrival_ms: slot.last_arrival_ms,
+                    idle_watermark_ms: slot.idle_watermark_ms,
                     windows,
                 }
             })
@@ -270,11 +278,43 @@ impl WindowEngine {
         &self.config
     }
 
-    /// Largest event time seen in `stream` minus its allowed lateness; `None` before the
-    /// stream's first event.
+    /// Largest event time seen in `stream` minus its allowed lateness, or what a sweep moved
+    /// it to while the stream was idle if that is later; `None` before the stream's first
+    /// event.
     pub fn watermark_ms(&self, stream: usize) -> Option<i64> {
         let lateness = self.config.streams.get(stream)?.allowed_lateness_ms;
-        self.slots[stream].max_event_time_ms.map(|m| m - lateness)
+        let slot = &self.slots[stream];
+        let from_events = slot.max_event_time_ms.map(|m| m - lateness)?;
+        Some(
+            slot.idle_watermark_ms
+                .map_or(from_events, |w| w.max(from_events)),
+        )
+    }
+
+    /// Moves the watermark of every stream whose last event arrived more than
+    /// `idle_timeout_ms` before `now_ms` as if event time had gone on with the wall clock since:
+    /// `watermark = max(watermark, max_event_time + (now − last_arrival) − allowed_lateness)`.
+    /// Returns how many streams it moved; [`WindowEngine::advance`] then closes what they
+    /// passed. Streams whose arrival times are unknown are left alone.
+    pub fn advance_idle(&mut self, now_ms: i64, idle_timeout_ms: i64) -> usize {
+        let mut moved = 0;
+        for (cfg, slot) in self.config.streams.iter().zip(&mut self.slots) {
+            let (Some(max), Some(arrival)) = (slot.max_event_time_ms, slot.last_arrival_ms) else {
+                continue;
+            };
+            let idle = now_ms.saturating_sub(arrival);
+            if idle <= idle_timeout_ms {
+                continue;
+            }
+            let floor = max
+                .saturating_add(idle)
+                .saturating_sub(cfg.allowed_lateness_ms);
+            if slot.idle_watermark_ms.is_none_or(|w| floor > w) {
+                slot.idle_watermark_ms = Some(floor);
+                moved += 1;
+            }
+        }
+        moved
     }
 
     /// Number of keys with open windows (for state-size reporting).
@@ -307,6 +347,9 @@ impl WindowEngine {
         });
         let slot = &mut self.slots[stream];
         slot.max_event_time_ms = Some(slot.max_event_time_ms.map_or(bound, |m| m.max(bound)));
+        if let Some(a) = arrival_ms {
+            slot.last_arrival_ms = Some(slot.last_arrival_ms.map_or(a, |l| l.max(a)));
+        }
         let ordinal = self.arrivals;
         self.arrivals += 1;
         let cfg = &self.config.streams[stream];

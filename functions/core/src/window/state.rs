@@ -32,6 +32,12 @@ pub struct WindowState {
 pub(super) struct StreamState {
     pub name: String,
     pub max_event_time_ms: Option<i64>,
+    /// Latest arrival of the stream's events, for the sweep's idle test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_arrival_ms: Option<i64>,
+    /// The watermark a sweep moved forward while the stream was idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_watermark_ms: Option<i64>,
     pub windows: Vec<WindowDefState>,
 }
 
@@ -227,6 +233,8 @@ impl WindowState {
                 streams.push(StreamState {
                     name: scenario.to_string(),
                     max_event_time_ms: max[i],
+                    last_arrival_ms: None,
+                    idle_watermark_ms: None,
                     windows,
                 });
             }

@@ -125,7 +125,14 @@ def dump(lake: pathlib.Path, out: pathlib.Path):
         (out / f"{name}.jsonl").write_text("".join(r + "\n" for r in rows))
 
 
-STATE = "state/aggregate/sluice-golden/shardId-000000000000.json"
+STATE_DIR = "state/aggregate/sluice-golden/shardId-000000000000"
+
+
+def newest_state(lake: pathlib.Path) -> pathlib.Path:
+    """The shard's newest state object: its newest generation (`<dir>/<20 digits>.json`), or
+    the single `<dir>.json` of releases before generations."""
+    generations = sorted((lake / STATE_DIR).glob("*.json"))
+    return generations[-1] if generations else lake / f"{STATE_DIR}.json"
 
 
 def capture(sluice: pathlib.Path, out: pathlib.Path, extra_args=(), state_after_first=None):
@@ -141,7 +148,7 @@ def capture(sluice: pathlib.Path, out: pathlib.Path, extra_args=(), state_after_
             subprocess.run([str(sluice), "invoke", "aggregate", "--event", str(event), "--lake", str(lake),
                             *extra_args], check=True, capture_output=True)
             if i == 0 and state_after_first is not None:
-                (lake / STATE).write_bytes(pathlib.Path(state_after_first).read_bytes())
+                newest_state(lake).write_bytes(pathlib.Path(state_after_first).read_bytes())
         dump(lake, out)
 
 
@@ -153,7 +160,7 @@ def first_batch_state(sluice: pathlib.Path, out: pathlib.Path):
         event.write_text(json.dumps(payloads(sluice, work)[0]))
         subprocess.run([str(sluice), "invoke", "aggregate", "--event", str(event), "--lake", str(work / "lake")],
                        check=True, capture_output=True)
-        out.write_bytes((work / "lake" / STATE).read_bytes())
+        out.write_bytes(newest_state(work / "lake").read_bytes())
 
 
 if __name__ == "__main__":

@@ -272,9 +272,19 @@ SDK_ACTIONS = {
     ".upload_part(": "s3:PutObject",
     ".complete_multipart_upload(": "s3:PutObject",
     ".head_object(": "s3:GetObject",
+    ".delete_object(": "s3:DeleteObject",
+    ".abort_multipart_upload(": "s3:AbortMultipartUpload",
     ".list_objects_v2(": "s3:ListBucket",
     ".publish(": "sns:Publish",
     ".get_secret_value(": "secretsmanager:GetSecretValue",
+}
+
+
+# Actions behind an ObjectStore method that only some functions call: a function needs the
+# action only if its own source calls the method (the S3 adapter implements it for everyone).
+STORE_METHOD_ACTIONS = {
+    "s3:DeleteObject": ".delete(",
+    "s3:AbortMultipartUpload": ".abort(",
 }
 
 

@@ -49,6 +49,9 @@ pub use sluice_core::shard::{
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod payload;
+pub mod state;
+
+use state::{Loaded, state_dir};
 
 pub use payload::{KinesisBatch, PayloadError, Trigger};
 
@@ -146,6 +149,12 @@ impl Deps {
 pub enum HandlerError {
     #[error("state object {key} is unreadable: {message}")]
     CorruptState { key: String, message: String },
+    /// A state generation written by a newer release: the function was rolled back.
+    #[error(
+        "state object {key} was written by a newer release of sluice (state format {format}; this release reads up to {}): deploy that release again, or move the shard's state aside to start it afresh",
+        sluice_core::shard::STATE_FORMAT
+    )]
+    NewerState { key: String, format: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -159,6 +168,7 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HandlerError::CorruptState { .. }
+            | HandlerError::NewerState { .. }
             | HandlerError::Lake(_)
             | HandlerError::Payload(_) => false,
             HandlerError::Store(e) => e.is_retryable(),
@@ -229,16 +239,6 @@ pub async fn check_definitions(
     Ok(())
 }
 
-/// The state object of one shard: `{prefix}/{stream}/{shard}.json`.
-pub fn state_key(prefix: &str, event_source_arn: Option<&str>, shard_id: &str) -> String {
-    let stream = event_source_arn
-        .and_then(|arn| arn.rsplit_once("stream/").map(|(_, name)| name))
-        .map(|name| name.split('/').next().unwrap_or(name))
-        .filter(|name| !name.is_empty())
-        .unwrap_or("default");
-    format!("{}/{stream}/{shard_id}.json", prefix.trim_end_matches('/'))
-}
-
 /// Handles one payload as the runtime received it: a Kinesis batch (one shard in practice;
 /// several are handled one after another), or a scheduled event, which is a [`sweep`].
 pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse, HandlerError> {
@@ -271,22 +271,14 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
     Ok(response)
 }
 
-/// A shard's committed state and the precondition that commits on top of exactly it, after
-/// publishing the objects that state committed.
-async fn load_state(
-    deps: &Deps,
-    key: &str,
-) -> Result<(Option<ShardState>, Precondition), HandlerError> {
-    let Some(obj) = deps.store.get(key).await? else {
-        return Ok((None, Precondition::DoesNotExist));
-    };
-    let state: ShardState =
-        serde_json::from_slice(&obj.body).map_err(|e| HandlerError::CorruptState {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-    publish_pending(deps, key, &obj.etag, &state.pending).await?;
-    Ok((Some(state), Precondition::Matches(obj.etag)))
+/// A shard's newest readable state generation (see [`state`]), after publishing the objects
+/// it committed.
+async fn load_state(deps: &Deps, dir: &str) -> Result<Loaded, HandlerError> {
+    let loaded = state::load(deps, dir).await?;
+    if let (Some(prior), Some((_, etag))) = (&loaded.state, &loaded.key) {
+        publish_pending(deps, dir, etag, &prior.pending).await?;
+    }
+    Ok(loaded)
 }
 
 async fn handle_shard(
@@ -295,8 +287,9 @@ async fn handle_shard(
     records: &[InRecord<'_>],
     deps: &Deps,
 ) -> Result<BatchStats, HandlerError> {
-    let key = state_key(&deps.settings.state_prefix, arn, shard);
-    let (prior, condition) = load_state(deps, &key).await?;
+    let dir = state_dir(&deps.settings.state_prefix, arn, shard);
+    let mut loaded = load_state(deps, &dir).await?;
+    let prior = loaded.state.take();
     let processed = process_shard(&deps.settings.aggregate, prior, shard, records)?;
     log_warnings(shard, &processed);
     let m = &deps.metrics;
@@ -305,7 +298,7 @@ async fn handle_shard(
     if processed.stats.records == processed.stats.duplicates {
         return Ok(processed.stats);
     }
-    commit(deps, &key, processed, condition).await
+    commit(deps, &dir, &loaded, processed).await
 }
 
 fn log_warnings(shard: &str, processed: &Processed) {
@@ -319,11 +312,11 @@ fn log_warnings(shard: &str, processed: &Processed) {
 /// retried: nothing can bring it back, and failing would block the shard.
 async fn publish_pending(
     deps: &Deps,
-    key: &str,
+    dir: &str,
     etag: &ETag,
     pending: &[StagedObject],
 ) -> Result<(), HandlerError> {
-    if pending.is_empty() || deps.published().get(key) == Some(etag) {
+    if pending.is_empty() || deps.published().get(dir) == Some(etag) {
         return Ok(());
     }
     for result in publish_all(deps, pending).await {
@@ -332,7 +325,7 @@ async fn publish_pending(
             Err(StoreError::Lost { key: object, .. }) => {
                 Metrics::add(&deps.metrics.objects_lost, 1);
                 tracing::error!(
-                    state = key,
+                    state = dir,
                     object,
                     "a committed object was never published and its upload is gone"
                 );
@@ -340,7 +333,7 @@ async fn publish_pending(
             Err(e) => return Err(e.into()),
         }
     }
-    deps.published().insert(key.to_string(), etag.clone());
+    deps.published().insert(dir.to_string(), etag.clone());
     Ok(())
 }
 
@@ -354,13 +347,15 @@ async fn publish_all(deps: &Deps, staged: &[StagedObject]) -> Vec<Result<(), Sto
         .await
 }
 
-/// Stages a batch's objects, commits its state (the commit point), then publishes the objects.
+/// Stages a batch's objects, commits its state as the shard's next generation (the commit
+/// point), then publishes the objects and deletes superseded generations.
 async fn commit(
     deps: &Deps,
-    key: &str,
+    dir: &str,
+    loaded: &Loaded,
     mut processed: Processed,
-    condition: Precondition,
 ) -> Result<BatchStats, HandlerError> {
+    let key = loaded.next_key.as_str();
     let m = &deps.metrics;
     let bytes: usize = processed.objects.iter().map(|(_, b)| b.len()).sum();
     let count = processed.objects.len();
@@ -369,7 +364,11 @@ async fn commit(
         key: key.to_string(),
         message: e.to_string(),
     })?;
-    let etag = match deps.store.put_if(key, state, condition).await {
+    let etag = match deps
+        .store
+        .put_if(key, state, Precondition::DoesNotExist)
+        .await
+    {
         Ok(etag) => etag,
         Err(e) => {
             // Only a refused condition proves the state was not written: any other error may
@@ -405,7 +404,8 @@ async fn commit(
         "batch committed"
     );
     // A failure here fails the batch; the retry finds the committed state and publishes.
-    publish_pending(deps, key, &etag, &processed.state.pending).await?;
+    publish_pending(deps, dir, &etag, &processed.state.pending).await?;
+    state::clean_up(deps, &loaded.superseded).await;
     Ok(processed.stats)
 }
 
@@ -428,20 +428,13 @@ pub struct SweepReport {
 /// concurrent stream invocation wins cleanly. States that cannot be swept are logged and the
 /// others still swept; the first such error is returned at the end.
 pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError> {
-    let prefix = format!("{}/", deps.settings.state_prefix.trim_end_matches('/'));
-    let columns = format!("{prefix}{COLUMNS_DIR}/");
+    let prefix = deps.settings.state_prefix.trim_end_matches('/');
+    let keys = deps.store.list(&format!("{prefix}/")).await?;
     let mut report = SweepReport::default();
     let mut first_error = None;
-    for key in deps.store.list(&prefix).await? {
-        if !key.ends_with(".json") || key.starts_with(&columns) {
-            continue;
-        }
-        let shard_id = key
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".json");
-        match sweep_one(deps, &key, shard_id, now_ms).await {
+    for dir in state::shard_dirs(prefix, &keys) {
+        let shard_id = dir.rsplit('/').next().unwrap_or_default();
+        match sweep_one(deps, &dir, shard_id, now_ms).await {
             Ok(None) => {}
             Ok(Some(stats)) => {
                 report.swept += 1;
@@ -449,11 +442,11 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
                 report.stats.anomalies += stats.anomalies;
                 report.stats.idle_flushes += stats.idle_flushes;
             }
-            Err(HandlerError::Store(StoreError::PreconditionFailed { .. })) => {
+            Err(e) if state::lost_race(&e) => {
                 report.lost_races += 1;
             }
             Err(e) => {
-                tracing::error!(state = key, error = %e, "sweep failed for this shard");
+                tracing::error!(state = dir, error = %e, "sweep failed for this shard");
                 first_error.get_or_insert(e);
             }
         }
@@ -474,11 +467,12 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
 
 async fn sweep_one(
     deps: &Deps,
-    key: &str,
+    dir: &str,
     shard_id: &str,
     now_ms: i64,
 ) -> Result<Option<BatchStats>, HandlerError> {
-    let (Some(prior), condition) = load_state(deps, key).await? else {
+    let mut loaded = load_state(deps, dir).await?;
+    let Some(prior) = loaded.state.take() else {
         return Ok(None);
     };
     let s = &deps.settings;
@@ -487,7 +481,7 @@ async fn sweep_one(
         return Ok(None);
     };
     log_warnings(shard_id, &processed);
-    commit(deps, key, processed, condition).await.map(Some)
+    commit(deps, dir, &loaded, processed).await.map(Some)
 }
 
 /// Flushes one shard's committed state (see [`flush_shard`]) and commits the result.
@@ -496,12 +490,13 @@ pub async fn flush(
     event_source_arn: Option<&str>,
     shard_id: &str,
 ) -> Result<BatchStats, HandlerError> {
-    let key = state_key(&deps.settings.state_prefix, event_source_arn, shard_id);
-    let (Some(prior), condition) = load_state(deps, &key).await? else {
+    let dir = state_dir(&deps.settings.state_prefix, event_source_arn, shard_id);
+    let mut loaded = load_state(deps, &dir).await?;
+    let Some(prior) = loaded.state.take() else {
         return Ok(BatchStats::default());
     };
     let processed = flush_shard(&deps.settings.aggregate, prior, shard_id)?;
-    commit(deps, &key, processed, condition).await
+    commit(deps, &dir, &loaded, processed).await
 }
 
 /// Discards staged objects no commit lists, best effort (the bucket's lifecycle rule aborts
@@ -528,22 +523,4 @@ async fn stage_all(
         .buffered(deps.settings.write_concurrency.max(1))
         .try_collect()
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_keys_name_stream_and_shard() {
-        assert_eq!(
-            state_key(
-                "state/aggregate",
-                Some("arn:aws:kinesis:eu-west-1:123456789012:stream/sluice-events"),
-                "shardId-000000000003"
-            ),
-            "state/aggregate/sluice-events/shardId-000000000003.json"
-        );
-        assert_eq!(state_key("s/", None, "x"), "s/default/x.json");
-    }
 }

@@ -20,6 +20,9 @@ use sluice_infra::store::{LocalDirStore, ObjectStore};
 mod common;
 use common::{Failure, FaultyStore};
 
+/// Where the generated batches' shard keeps its state generations.
+const STATE_DIR: &str = "state/aggregate/sluice-events/shardId-000000000001";
+
 const FIXTURE: &str = include_str!("fixtures/kinesis-mixed.json");
 
 fn deps(store: Arc<dyn ObjectStore>) -> Deps {
@@ -204,8 +207,7 @@ async fn redelivered_batch_leaves_the_lake_byte_for_byte_unchanged() {
 
     // The state lost (as if never committed): the batch is processed again and publishes
     // exactly the same objects, and the same state but for the names of its staged uploads.
-    let state_key = "state/aggregate/sluice-events/shardId-000000000001.json";
-    std::fs::remove_file(dir.path().join(state_key)).unwrap();
+    std::fs::remove_dir_all(dir.path().join(STATE_DIR)).unwrap();
     handle(&payload(&batch), &deps).await.unwrap();
     assert_eq!(
         without_upload_ids(snapshot(dir.path())),
@@ -267,7 +269,7 @@ async fn a_concurrent_commit_is_detected_not_overwritten() {
     let state = std::fs::read(
         store
             .root()
-            .join("state/aggregate/sluice-events/shardId-000000000001.json"),
+            .join(format!("{STATE_DIR}/00000000000000000001.json")),
     )
     .unwrap();
 
@@ -283,8 +285,111 @@ async fn a_concurrent_commit_is_detected_not_overwritten() {
     let after = std::fs::read(
         store
             .root()
-            .join("state/aggregate/sluice-events/shardId-000000000001.json"),
+            .join(format!("{STATE_DIR}/00000000000000000001.json")),
     )
     .unwrap();
     assert_eq!(state, after, "the winner's state is intact");
+}
+
+/// The generated batch cut into `n` consecutive batches.
+fn split(event: &KinesisEvent, n: usize) -> Vec<KinesisEvent> {
+    let size = event.records.len().div_ceil(n);
+    event
+        .records
+        .chunks(size)
+        .map(|c| {
+            let mut e = KinesisEvent::default();
+            e.records = c.to_vec();
+            e
+        })
+        .collect()
+}
+
+/// Generation files of the shard, by name.
+fn generations(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(STATE_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn each_commit_is_a_generation_and_the_two_before_the_newest_are_kept() {
+    let store = Arc::new(FaultyStore::default());
+    let deps = deps(store.clone());
+    for batch in split(&generated_batch(4), 5) {
+        let response = handle(&payload(&batch), &deps).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(
+        generations(store.root()),
+        [
+            "00000000000000000003.json",
+            "00000000000000000004.json",
+            "00000000000000000005.json"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_generation_is_moved_aside_and_the_previous_one_used() {
+    let store = Arc::new(FaultyStore::default());
+    let deps = deps(store.clone());
+    let batches = split(&generated_batch(4), 3);
+    handle(&payload(&batches[0]), &deps).await.unwrap();
+    handle(&payload(&batches[1]), &deps).await.unwrap();
+    let newest = store
+        .root()
+        .join(format!("{STATE_DIR}/00000000000000000002.json"));
+    std::fs::write(&newest, b"{\"last_sequence\": tru").unwrap(); // truncated
+    let response = handle(&payload(&batches[2]), &deps).await.unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the shard is not blocked"
+    );
+    assert_eq!(deps.metrics.snapshot().state_fallbacks, 1);
+    let aside = store.root().join(
+        "state/aggregate/_quarantine/sluice-events/shardId-000000000001/00000000000000000002.json",
+    );
+    assert_eq!(std::fs::read(aside).unwrap(), b"{\"last_sequence\": tru");
+    // The next generation follows the lost one's number and continues from generation 1.
+    let third: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            store
+                .root()
+                .join(format!("{STATE_DIR}/00000000000000000003.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let last = batches[2].records.last().unwrap();
+    assert_eq!(
+        third["last_sequence"].as_str(),
+        Some(last.kinesis.sequence_number.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_state_written_by_a_newer_release_is_refused_not_reset() {
+    let store = Arc::new(FaultyStore::default());
+    let deps = deps(store.clone());
+    let batches = split(&generated_batch(4), 2);
+    handle(&payload(&batches[0]), &deps).await.unwrap();
+    let path = store
+        .root()
+        .join(format!("{STATE_DIR}/00000000000000000001.json"));
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["format"] = 99.into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let err = handle(&payload(&batches[1]), &deps).await.unwrap_err();
+    assert!(!err.is_retryable());
+    let message = err.to_string();
+    assert!(
+        message.contains("newer release") && message.contains("format 99"),
+        "{message}"
+    );
+    assert_eq!(generations(store.root()), ["00000000000000000001.json"]);
 }

@@ -21,9 +21,17 @@ use crate::schema;
 use crate::stream::Record;
 use crate::window::{Discarded, Placement};
 
+/// Version of the [`ShardState`] layout this release writes. A state of a later version was
+/// written by a newer release (the function was rolled back): it is refused, never read as if
+/// it were this layout. States from before versions existed read as 0.
+pub const STATE_FORMAT: u32 = 1;
+
 /// Everything one shard carries between invocations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShardState {
+    /// The layout version ([`STATE_FORMAT`] when written by this release).
+    #[serde(default)]
+    pub format: u32,
     /// Highest sequence number whose effects are committed.
     pub last_sequence: Option<String>,
     /// Fingerprint of the window/detector configuration the state was built with.
@@ -255,6 +263,7 @@ pub fn process_shard(
     Ok(Processed {
         objects,
         state: ShardState {
+            format: STATE_FORMAT,
             last_sequence: Some(last.sequence.to_string()),
             config: fingerprint,
             aggregator: aggregator.snapshot(),
@@ -307,6 +316,7 @@ pub fn sweep_shard(
     Ok(Some(Processed {
         objects,
         state: ShardState {
+            format: STATE_FORMAT,
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
@@ -345,6 +355,7 @@ pub fn flush_shard(
     Ok(Processed {
         objects,
         state: ShardState {
+            format: STATE_FORMAT,
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),

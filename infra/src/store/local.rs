@@ -188,6 +188,16 @@ impl ObjectStore for LocalDirStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.path(key)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+                key: key.to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError> {
         match std::fs::remove_file(self.root.join(STAGING).join(&staged.upload_id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {

@@ -100,6 +100,8 @@ pub trait ObjectStore: Send + Sync {
     /// Discards a staged object that will never be published (its attempt failed before the
     /// commit). Idempotent; best effort: what is not aborted, the lifecycle rule aborts later.
     async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError>;
+    /// Removes an object; removing a missing one succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Where this store is, for messages (e.g. `s3://bucket/`, `/path/to/lake`).
     fn location(&self) -> String;
 }
@@ -176,6 +178,10 @@ pub async fn conformance(store: &dyn ObjectStore) {
         store.get("conformance/e.bin").await.unwrap().is_none(),
         "an aborted object is never visible"
     );
+    store.put("conformance/g.bin", b"z".to_vec()).await.unwrap();
+    store.delete("conformance/g.bin").await.unwrap();
+    store.delete("conformance/g.bin").await.unwrap();
+    assert!(store.get("conformance/g.bin").await.unwrap().is_none());
     assert_eq!(
         store.list("conformance/").await.unwrap(),
         vec![

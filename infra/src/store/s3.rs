@@ -206,6 +206,18 @@ impl ObjectStore for S3Store {
         }
     }
 
+    /// `DeleteObject` (S3 answers 204 for a missing key too).
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(key, e))
+    }
+
     /// `AbortMultipartUpload`; an upload S3 no longer knows is already gone.
     async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError> {
         match self

@@ -230,6 +230,15 @@ data "aws_iam_policy_document" "aggregate" {
     ]
   }
 
+  # Shard state is written as generations; superseded ones are deleted, unreadable ones moved
+  # aside under state/aggregate/_quarantine/.
+  statement {
+    sid       = "StateGenerations"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${local.lake_arn}/state/aggregate/*"]
+  }
+
   statement {
     sid       = "StateMissingIs404"
     effect    = "Allow"

@@ -29,7 +29,8 @@ pub struct FaultyStore {
     _dir: tempfile::TempDir,
     pub writes: AtomicUsize,
     fail_at: Mutex<Option<(usize, Failure)>>,
-    /// Serve a wrong ETag for state objects, as if another writer had committed since.
+    /// List state as it was before the newest generation of each shard was committed, as if
+    /// another writer had committed since this one read.
     pub stale_state: AtomicBool,
 }
 
@@ -102,14 +103,7 @@ impl FaultyStore {
 #[async_trait]
 impl ObjectStore for FaultyStore {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let mut got = self.inner.get(key).await?;
-        if self.stale_state.load(Ordering::SeqCst)
-            && key.starts_with("state/")
-            && let Some(obj) = &mut got
-        {
-            obj.etag = ETag("stale".into());
-        }
-        Ok(got)
+        self.inner.get(key).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<ETag, StoreError> {
@@ -127,7 +121,21 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
+        let mut keys = self.inner.list(prefix).await?;
+        if self.stale_state.load(Ordering::SeqCst) && prefix.starts_with("state/") {
+            // Generations are `<shard dir>/<20 digits>.json`: drop the newest of each dir.
+            let mut newest: BTreeMap<String, String> = BTreeMap::new();
+            for k in keys.iter().filter(|k| k.ends_with(".json")) {
+                if let Some((dir, _)) = k.rsplit_once('/') {
+                    let e = newest.entry(dir.to_string()).or_default();
+                    if *k > *e {
+                        *e = k.clone();
+                    }
+                }
+            }
+            keys.retain(|k| !newest.values().any(|n| n == k));
+        }
+        Ok(keys)
     }
 
     async fn stage(&self, key: &str, body: Vec<u8>) -> Result<StagedObject, StoreError> {
@@ -136,6 +144,10 @@ impl ObjectStore for FaultyStore {
 
     async fn publish(&self, staged: &StagedObject) -> Result<(), StoreError> {
         self.write(&staged.key, self.inner.publish(staged)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.write(key, self.inner.delete(key)).await
     }
 
     async fn abort(&self, staged: &StagedObject) -> Result<(), StoreError> {

@@ -42,6 +42,7 @@ counters! {
     anomalies_out: "Anomaly rows written",
     objects_written: "Objects written to the lake",
     bytes_written: "Bytes written to the lake",
+    evicted_series: "Detector series and alert cooldown entries evicted after their key was idle for the configured time",
     state_fallbacks: "Unreadable shard state generations moved aside (the previous generation was used)",
     objects_lost: "Committed objects whose staged upload was gone before it was published (aborted by the bucket's lifecycle rule)",
     alerts_sent: "Alerts delivered to the notifier",

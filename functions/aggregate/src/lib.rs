@@ -388,6 +388,7 @@ async fn commit(
     Metrics::add(&m.late, s.late);
     Metrics::add(&m.windows_out, s.windows);
     Metrics::add(&m.idle_flushes, s.idle_flushes);
+    Metrics::add(&m.evicted_series, s.evicted_series);
     Metrics::add(&m.anomalies_out, s.anomalies);
     Metrics::add(&m.objects_written, count);
     Metrics::add(&m.bytes_written, bytes);

@@ -108,7 +108,7 @@ pub async fn load(deps: &Deps, dir: &str) -> Result<Loaded, HandlerError> {
         .into_iter()
         .filter_map(|k| generation_of(dir, &k).map(|g| (g, k)))
         .collect();
-    generations.sort_by(|a, b| b.0.cmp(&a.0));
+    generations.sort_by_key(|g| std::cmp::Reverse(g.0));
     let newest = generations.first().map_or(0, |g| g.0);
     let next = newest + 1;
     let mut superseded: Vec<String> = generations

@@ -213,6 +213,14 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
             state = trial;
             sent += 1;
         }
+        let longest = deps
+            .rules
+            .rules
+            .iter()
+            .map(|r| r.cooldown_ms)
+            .max()
+            .unwrap_or(0);
+        let evicted = state.evict_idle(longest);
         let body = serde_json::to_vec(&state).map_err(|e| HandlerError::CorruptState {
             key: deps.state_key.clone(),
             message: e.to_string(),
@@ -223,6 +231,7 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
                 response.suppressed = suppressed;
                 Metrics::add(&deps.metrics.alerts_sent, sent);
                 Metrics::add(&deps.metrics.alerts_suppressed, suppressed);
+                Metrics::add(&deps.metrics.evicted_series, evicted);
                 if !failures.is_empty() {
                     return Err(HandlerError::Notify {
                         failed: failures.len(),

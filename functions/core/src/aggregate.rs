@@ -37,7 +37,13 @@ pub struct AggregateConfig {
     decoder: Decoder,
     pub engine: EngineConfig,
     pub detect: DetectConfig,
+    /// Detector series whose last window ended longer ago than this (in event time, behind
+    /// the stream's watermark) are evicted; default [`DEFAULT_SERIES_TTL_MS`].
+    pub series_ttl_ms: i64,
 }
+
+/// Default of [`AggregateConfig::series_ttl_ms`]: one day.
+pub const DEFAULT_SERIES_TTL_MS: i64 = 24 * 3_600_000;
 
 impl AggregateConfig {
     /// `extra_windows` are added to every stream that does not already declare them;
@@ -103,6 +109,7 @@ impl AggregateConfig {
             decoder: Decoder::new(streams),
             engine,
             detect,
+            series_ttl_ms: DEFAULT_SERIES_TTL_MS,
         })
     }
 
@@ -286,6 +293,16 @@ impl<'c> Aggregator<'c> {
             self.advance(out);
         }
         moved
+    }
+
+    /// Evicts detector series idle for longer than the configured time (see
+    /// [`DetectorBank::evict_idle`]); returns how many.
+    pub fn evict_idle_series(&mut self) -> usize {
+        let watermarks: Vec<Option<i64>> = (0..self.config.engine.streams.len())
+            .map(|s| self.engine.watermark_ms(s))
+            .collect();
+        self.detectors
+            .evict_idle(&watermarks, self.config.series_ttl_ms)
     }
 
     /// End of data: closes every open window.

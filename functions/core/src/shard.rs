@@ -80,6 +80,8 @@ pub struct BatchStats {
     pub anomalies: usize,
     /// Streams whose watermark a sweep moved because they were idle.
     pub idle_flushes: usize,
+    /// Detector series evicted because their key had no window for the series TTL.
+    pub evicted_series: usize,
 }
 
 /// The outcome of [`process_shard`]: objects to write, then the state to commit.
@@ -248,6 +250,7 @@ pub fn process_shard(
     }
     let mut out = Output::default();
     aggregator.advance(&mut out);
+    stats.evicted_series = aggregator.evict_idle_series();
     for (i, def) in config.streams().streams().iter().enumerate() {
         if let Some(w) = aggregator.watermark_ms(i) {
             dedup.evict(&def.name, w.saturating_sub(def.dedup_horizon_ms));
@@ -295,6 +298,7 @@ pub fn sweep_shard(
     if out.windows.is_empty() {
         return Ok(None);
     }
+    let evicted_series = aggregator.evict_idle_series();
     let mut dedup = prior.dedup;
     for (i, def) in config.streams().streams().iter().enumerate() {
         if let Some(w) = aggregator.watermark_ms(i) {
@@ -310,6 +314,7 @@ pub fn sweep_shard(
         windows: out.windows.len(),
         anomalies: out.anomalies.len(),
         idle_flushes: moved,
+        evicted_series,
         ..BatchStats::default()
     };
     let objects = encode_objects(config, &batch, &[], &[], &[], &out)?;
@@ -790,6 +795,49 @@ mod tests {
         // Again at the same instant: nothing more closes.
         let again = sweep_shard(&config, swept.state, "shard-0", t0 + 80_000, 60_000).unwrap();
         assert!(again.is_none());
+    }
+
+    /// Issue "Every event exactly once", item 8: a key that stops (a delisted symbol) keeps no
+    /// detector state once its series has been idle for the configured time.
+    #[test]
+    fn detector_series_of_a_key_gone_quiet_are_evicted() {
+        let t0 = 1_795_496_400_000;
+        let mut config = config(None, &[], 5_000);
+        config.series_ttl_ms = 120_000;
+        let mut data = Vec::new();
+        for s in 0..600 {
+            let t = t0 + s * 1_000;
+            data.push((
+                format!("{}", 2 * s + 1),
+                trade(&format!("a-{s}"), "AAPL", t, 1),
+                t,
+            ));
+            if s < 90 {
+                data.push((
+                    format!("{}", 2 * s + 2),
+                    trade(&format!("m-{s}"), "MSFT", t, 1),
+                    t,
+                ));
+            }
+        }
+        let series_keys = |state: &ShardState| -> Vec<String> {
+            let json = serde_json::to_value(&state.aggregator.detectors).unwrap();
+            let mut keys: Vec<String> = json["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["key"].as_str().unwrap().to_string())
+                .collect();
+            keys.dedup();
+            keys
+        };
+        let records = as_records(&data);
+        let (early, late) = records.split_at(200);
+        let first = process_shard(&config, None, "s", early).unwrap();
+        assert_eq!(series_keys(&first.state), ["AAPL", "MSFT"]);
+        let second = process_shard(&config, Some(first.state), "s", late).unwrap();
+        assert!(second.stats.evicted_series >= 1);
+        assert_eq!(series_keys(&second.state), ["AAPL"]);
     }
 
     /// The `sum` of the AAPL row of `window` and `metric` starting at `start`.

@@ -47,6 +47,7 @@ locals {
       SLUICE_LATENESS     = var.aggregate_lateness
       SLUICE_WINDOWS      = var.aggregate_extra_windows
       SLUICE_IDLE_TIMEOUT = var.aggregate_idle_timeout
+      SLUICE_SERIES_TTL   = var.aggregate_series_ttl
     }, local.streams_env)
 
     alert = merge({

@@ -301,6 +301,17 @@ variable "aggregate_idle_timeout" {
   }
 }
 
+variable "aggregate_series_ttl" {
+  description = "SLUICE_SERIES_TTL: the detector state of a key with no window for this long (event time, e.g. a delisted symbol or a retired host) is evicted, so state does not grow with every key ever seen, e.g. 1d."
+  type        = string
+  default     = "1d"
+
+  validation {
+    condition     = can(regex("^([0-9]+(ms|s|min|m|h|d))+$", var.aggregate_series_ttl))
+    error_message = "aggregate_series_ttl is a duration such as 12h or 1d."
+  }
+}
+
 variable "aggregate_lateness" {
   description = "Allowed lateness (SLUICE_LATENESS): the watermark trails the largest event time by this much, e.g. 5s."
   type        = string

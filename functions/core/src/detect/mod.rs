@@ -406,6 +406,11 @@ struct SeriesEntry {
     /// are not reused. Absent in state written before stream definitions.
     #[serde(default)]
     shape: Option<String>,
+    /// End of the last window the series was fed (ms), for evicting idle series. Absent in
+    /// state written before eviction: such a series' idle time counts from its next eviction
+    /// pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_end_ms: Option<i64>,
 }
 
 fn key_scope() -> Scope {
@@ -470,6 +475,30 @@ impl DetectorBank {
         (bank, discarded)
     }
 
+    /// Drops the series of every stream whose last window ended more than `ttl_ms` before the
+    /// stream's watermark (`watermarks[stream]`): a key that stopped trading, a host that was
+    /// retired. Its baseline restarts if the key comes back. Returns how many were dropped.
+    pub fn evict_idle(&mut self, watermarks: &[Option<i64>], ttl_ms: i64) -> usize {
+        let before = self.series.len();
+        self.series.retain(|(stream, ..), entry| {
+            let Some(w) = watermarks.get(*stream).copied().flatten() else {
+                return true;
+            };
+            let last = *entry.last_end_ms.get_or_insert(w);
+            last >= w.saturating_sub(ttl_ms)
+        });
+        before - self.series.len()
+    }
+
+    /// How many series have detectors.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
     pub fn snapshot(&self) -> DetectorState {
         let mut series: Vec<SeriesEntry> = self.series.values().cloned().collect();
         series.sort_by(|a, b| {
@@ -508,7 +537,9 @@ impl DetectorBank {
                     previous: None,
                     detectors: detectors.iter().map(|k| k.build()).collect(),
                     shape: Some(shape),
+                    last_end_ms: None,
                 });
+            entry.last_end_ms = Some(entry.last_end_ms.map_or(w.end_ms, |e| e.max(w.end_ms)));
             let value = match def.transform {
                 Transform::Level => reduced,
                 Transform::Return => {

@@ -45,7 +45,8 @@ sys.path.insert(0, str(HERE))
 DEFAULT_BIN = os.path.expanduser("~/.cache/sluice-target/release/sluice")
 REL_TOL = 1e-9
 WINDOW_KEY = ["scenario", "key", "window_name", "window_start", "window_end", "metric"]
-WINDOW_FLOATS = ["sum", "min", "max", "avg", "stddev", "first", "last", "weighted_avg"]
+WINDOW_FLOATS = ["sum", "min", "max", "avg", "stddev", "first", "last", "weighted_avg",
+                 "m2", "weighted_sum", "weight_total"]
 # Selections, not arithmetic: these must be bit-for-bit equal.
 EXACT_FLOATS = {"min", "max", "first", "last"}
 
@@ -226,7 +227,8 @@ def compare_objects(sluice: dict, python: dict) -> Report:
             if c in EXACT_FLOATS:
                 ok = x == y
             else:
-                ok = _close(x, y, scale if c in ("sum", "avg", "stddev") else 0.0)
+                spread = scale * scale * row["count_s"] if c == "m2" else scale
+                ok = _close(x, y, spread if c in ("sum", "avg", "stddev", "m2", "weighted_sum") else 0.0)
             if not ok:
                 bad.append(f"{c} {x!r} vs {y!r}")
         if bad:

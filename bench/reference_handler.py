@@ -129,7 +129,10 @@ WINDOWS_SCHEMA = _schema(
     _o("count", pa.int64()), _o("sum", pa.float64()), _o("min", pa.float64()),
     _o("max", pa.float64()), _o("avg", pa.float64()), _o("stddev", pa.float64()),
     _o("first", pa.float64()), _o("last", pa.float64()), _o("weighted_avg", pa.float64()),
-    _c("scope", pa.string()), _c("shard_id", pa.string()))
+    _c("scope", pa.string()), _c("shard_id", pa.string()),
+    # What merges a window's rows from several shards (windows_merged); sluice also writes the
+    # first/last values' times and ordinals, not reproduced here.
+    _o("m2", pa.float64()), _o("weighted_sum", pa.float64()), _o("weight_total", pa.float64()))
 ANOMALIES_SCHEMA = _schema(
     _c("key", pa.string()), _c("metric", pa.string()), _c("window_name", pa.string()),
     _c("window_start", _TS), _c("window_end", _TS), _c("detector", pa.string()),
@@ -522,6 +525,9 @@ def window_rows(scenario: str, ev: pd.DataFrame, keys: np.ndarray, watermark: in
     df = df.sort_values(["end", "key", "w_index", "m"], kind="stable", ignore_index=True)
     weighted = (scenario == "trades") & (df["m"] == 0) & (df["w"] > 0)
     df["weighted_avg"] = np.where(weighted, df["vw"] / df["w"].where(weighted, 1.0), np.nan)
+    df["weighted_sum"] = np.where(weighted, df["vw"], np.nan)
+    df["weight_total"] = np.where(weighted, df["w"], np.nan)
+    df["m2"] = np.where(df["count"] >= 2, df["stddev"] ** 2 * (df["count"] - 1), 0.0)
     return df
 
 
@@ -543,6 +549,8 @@ def windows_table(df: pd.DataFrame, scenario: str, shard_id: str) -> pa.Table:
            for c in ("sum", "min", "max", "avg", "stddev", "first", "last", "weighted_avg")},
         "scope": pa.array(df["scope"].to_numpy(dtype=object), pa.string()),
         "shard_id": pa.array([shard_id] * len(df), pa.string()),
+        **{c: pa.array(df[c].to_numpy(dtype=float), pa.float64(), from_pandas=True)
+           for c in ("m2", "weighted_sum", "weight_total")},
     }, schema=WINDOWS_SCHEMA)
 
 

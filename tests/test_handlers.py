@@ -225,3 +225,47 @@ def test_a_scheduled_sweep_closes_the_windows_of_a_quiet_shard(sluice, tmp_path)
     assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]
     sweep("2026-11-24T05:02:20Z")  # nothing more to close: nothing written twice
     assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]
+
+
+def test_a_key_spread_over_shards_is_one_candle_in_windows_merged(sluice, tmp_path):
+    # Issue "Every event exactly once", example 5: a producer with random partition keys puts
+    # AAPL on two shards; each writes its own partial 1-minute row. windows_merged gives the
+    # row one shard would have written for all of them.
+    trades = []
+    for i in range(40):
+        trades.append(json.dumps({
+            "scenario": "trades", "event_id": f"s-{i}", "event_time": f"2026-11-24T05:00:{i:02d}.{i % 7}00Z",
+            "key": "AAPL", "symbol": "AAPL", "side": "BUY", "price": 190.0 + (i * 37 % 11) / 4,
+            "quantity": 1 + i % 9, "trade_type": "LIMIT"}).encode())
+    closer = json.dumps({"scenario": "trades", "event_id": "s-late", "event_time": "2026-11-24T05:02:00Z",
+                         "key": "MSFT", "symbol": "MSFT", "side": "BUY", "price": 1.0, "quantity": 1,
+                         "trade_type": "LIMIT"}).encode()
+
+    def lake_of(name, shards):
+        lake = tmp_path / name
+        for shard, payloads in shards.items():
+            event = tmp_path / f"{name}-{shard}.json"
+            event.write_text(json.dumps(kinesis_event(payloads + [closer], shard=shard, arrival=1795496520.0)))
+            sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+        return lake
+
+    one = lake_of("one", {"shardId-000000000000": trades})
+    spread = lake_of("spread", {"shardId-000000000000": trades[0::2], "shardId-000000000001": trades[1::2]})
+    columns = "count, sum, min, max, avg, stddev, first, last, weighted_avg"
+    where = "WHERE key = 'AAPL' AND window_name = 'tumbling_1m' AND metric = 'price'"
+
+    def rows(lake, table):
+        out = sluice("query", "--lake", lake, "--format", "json",
+                     f"SELECT {columns} FROM {table} {where}").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    assert len(rows(spread, "windows")) == 2, "each shard wrote its part"
+    [want] = rows(one, "windows")
+    [got] = rows(spread, "windows_merged")
+    for name in ("count", "min", "max", "first", "last"):
+        assert got[name] == want[name], name
+    for name in ("sum", "avg", "stddev", "weighted_avg"):
+        assert abs(got[name] - want[name]) <= 1e-9 * abs(want[name]), (name, got[name], want[name])
+    out = sluice("query", "--lake", spread, "--format", "json",
+                 f"SELECT partials FROM windows_merged {where}").stdout
+    assert json.loads(out.splitlines()[0])["partials"] == 2

@@ -1,4 +1,5 @@
--- 1-minute candles (open, high, low, close) and VWAP per symbol.
+-- 1-minute candles (open, high, low, close) and VWAP per symbol: one candle per minute even
+-- when a symbol's trades were spread over shards (windows_merged).
 SELECT key AS symbol,
        window_start,
        window_end,
@@ -8,6 +9,6 @@ SELECT key AS symbol,
        last AS close,
        weighted_avg AS vwap,
        count AS trades
-FROM windows
+FROM windows_merged
 WHERE scenario = 'trades' AND window_name = 'tumbling_1m' AND metric = 'price'
 ORDER BY symbol, window_end

@@ -109,7 +109,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// A session with every lake table registered. Tables with no data yet are empty, not errors.
+/// The `windows_merged` view's query: the same text Athena's view runs
+/// (`terraform/modules/aws/views/windows_merged.sql` is a copy).
+pub const WINDOWS_MERGED: &str = include_str!("../views/windows_merged.sql");
+
+/// A session with every lake table registered, and the `windows_merged` view. Tables with no data yet are empty, not errors.
 pub async fn session(lake: &Path, streams: &StreamSet) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new();
     let root = lake.canonicalize().with_context(|| {
@@ -122,6 +126,9 @@ pub async fn session(lake: &Path, streams: &StreamSet) -> anyhow::Result<Session
     for table in schema::all_tables(streams) {
         register(&ctx, &root, &table).await?;
     }
+    ctx.sql(&format!("CREATE VIEW windows_merged AS {WINDOWS_MERGED}"))
+        .await
+        .context("creating the windows_merged view")?;
     Ok(ctx)
 }
 

@@ -221,6 +221,41 @@ pub static WINDOWS: Table = Table {
             ColumnType::Int64,
             "Distinct values (exact up to 1,024, then HyperLogLog, about 1.6% standard error); null unless declared",
         ),
+        opt(
+            "m2",
+            ColumnType::Float64,
+            "Sum of squared deviations from avg (M2 of Chan et al.): with count and avg, merges stddev over shards exactly; null unless stddev is declared",
+        ),
+        opt(
+            "first_time",
+            ColumnType::TimestampMs,
+            "Event time of the first value (UTC); with shard_id and first_ordinal, picks the open of rows merged over shards; null unless first is declared",
+        ),
+        opt(
+            "first_ordinal",
+            ColumnType::Int64,
+            "Arrival ordinal of the first value on its shard (tie-break among equal first_time); null unless first is declared",
+        ),
+        opt(
+            "last_time",
+            ColumnType::TimestampMs,
+            "Event time of the last value (UTC); null unless last is declared",
+        ),
+        opt(
+            "last_ordinal",
+            ColumnType::Int64,
+            "Arrival ordinal of the last value on its shard (tie-break among equal last_time); null unless last is declared",
+        ),
+        opt(
+            "weighted_sum",
+            ColumnType::Float64,
+            "Sum of value x weight (for VWAP: price x quantity); null where weighted_avg is null",
+        ),
+        opt(
+            "weight_total",
+            ColumnType::Float64,
+            "Sum of weights (for VWAP: quantity); weighted_sum / weight_total = weighted_avg",
+        ),
     ]),
     doc: Cow::Borrowed(
         "Closed event-time windows, one row per key, window and metric; partitioned by window end.",

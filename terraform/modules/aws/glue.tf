@@ -105,3 +105,94 @@ resource "aws_glue_catalog_table" "this" {
     }
   }
 }
+
+################################################################################
+# windows_merged: the view that merges a key's window rows written by several shards
+################################################################################
+
+locals {
+  # views/windows_merged.sql is a byte-identical copy of functions/cli/views/windows_merged.sql,
+  # the view `sluice query` creates; tests/terraform/test_contract.py checks the copy, and these
+  # columns against the view's schema in the binary (DESCRIBE windows_merged).
+  windows_merged_sql = join("\n", [
+    for line in split("\n", file("${path.module}/views/windows_merged.sql")) : line
+    if !startswith(trimspace(line), "--")
+  ])
+  windows_merged_columns = [
+    { name = "key", type = "string" },
+    { name = "window_name", type = "string" },
+    { name = "window_kind", type = "string" },
+    { name = "window_start", type = "timestamp" },
+    { name = "window_end", type = "timestamp" },
+    { name = "metric", type = "string" },
+    { name = "count", type = "bigint" },
+    { name = "sum", type = "double" },
+    { name = "min", type = "double" },
+    { name = "max", type = "double" },
+    { name = "avg", type = "double" },
+    { name = "stddev", type = "double" },
+    { name = "first", type = "double" },
+    { name = "last", type = "double" },
+    { name = "weighted_avg", type = "double" },
+    { name = "scope", type = "string" },
+    { name = "partials", type = "bigint" },
+    { name = "partial", type = "boolean" },
+    { name = "p50", type = "double" },
+    { name = "p90", type = "double" },
+    { name = "p95", type = "double" },
+    { name = "p99", type = "double" },
+    { name = "distinct_count", type = "bigint" },
+    { name = "scenario", type = "string" },
+    { name = "dt", type = "string" },
+    { name = "hour", type = "string" },
+  ]
+  # The Trino view definition Athena stores, base64-encoded JSON.
+  windows_merged_view = base64encode(jsonencode({
+    originalSql  = local.windows_merged_sql
+    catalog      = "awsdatacatalog"
+    schema       = aws_glue_catalog_database.this.name
+    columns      = [for c in local.windows_merged_columns : { name = c.name, type = local.trino_types[c.type] }]
+    owner        = "sluice"
+    runAsInvoker = false
+    properties   = {}
+  }))
+  # Hive type in the Glue columns -> the Trino type Athena records in a view definition.
+  trino_types = {
+    string    = "varchar"
+    bigint    = "bigint"
+    double    = "double"
+    boolean   = "boolean"
+    timestamp = "timestamp(3)"
+  }
+}
+
+# An Athena view is a Glue table of type VIRTUAL_VIEW whose original text is the Trino view
+# definition, base64-encoded JSON between "/* Presto View: " and " */"
+# (https://docs.aws.amazon.com/athena/latest/ug/views.html). Defined here rather than by a
+# CREATE VIEW someone must remember to run, so the shipped queries work after apply.
+resource "aws_glue_catalog_table" "windows_merged" {
+  name          = "windows_merged"
+  database_name = aws_glue_catalog_database.this.name
+  table_type    = "VIRTUAL_VIEW"
+  description   = "windows with one row per window of a key however many shards wrote it (partials = how many)"
+
+  view_original_text = "/* Presto View: ${local.windows_merged_view} */"
+  view_expanded_text = "/* Presto View */"
+
+  parameters = {
+    presto_view = "true"
+    comment     = "Presto View"
+  }
+
+  storage_descriptor {
+    dynamic "columns" {
+      for_each = local.windows_merged_columns
+      content {
+        name = columns.value.name
+        type = columns.value.type
+      }
+    }
+  }
+
+  depends_on = [aws_glue_catalog_table.this]
+}

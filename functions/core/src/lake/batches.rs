@@ -159,6 +159,16 @@ pub fn windows_batch(
     let mut percentiles: Vec<Float64Builder> =
         (0..4).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut distinct = Int64Builder::with_capacity(n);
+    let mut m2 = Float64Builder::with_capacity(n);
+    let (mut first_time, mut last_time) = (utc_ms(n), utc_ms(n));
+    let (mut first_ordinal, mut last_ordinal) = (
+        Int64Builder::with_capacity(n),
+        Int64Builder::with_capacity(n),
+    );
+    let (mut weighted_sum, mut weight) = (
+        Float64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+    );
     let names: Vec<Vec<String>> = config
         .streams
         .iter()
@@ -205,6 +215,16 @@ pub fn windows_batch(
                 .filter(|_| has(Aggregate::Distinct))
                 .map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
         );
+        m2.append_option(has(Aggregate::Stddev).then_some(a.m2));
+        let ordinal = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
+        let first = has(Aggregate::First);
+        first_time.append_option(first.then_some(a.first_time_ms));
+        first_ordinal.append_option(first.then(|| ordinal(a.first_ordinal)));
+        let last = has(Aggregate::Last);
+        last_time.append_option(last.then_some(a.last_time_ms));
+        last_ordinal.append_option(last.then(|| ordinal(a.last_ordinal)));
+        weighted_sum.append_option(a.weighted_avg.map(|_| a.weighted_sum));
+        weight.append_option(a.weighted_avg.map(|_| a.weight));
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
@@ -224,6 +244,13 @@ pub fn windows_batch(
             .map(|b| Arc::new(b.finish()) as ArrayRef),
     );
     columns.push(Arc::new(distinct.finish()));
+    columns.push(Arc::new(m2.finish()));
+    columns.push(Arc::new(first_time.finish()));
+    columns.push(Arc::new(first_ordinal.finish()));
+    columns.push(Arc::new(last_time.finish()));
+    columns.push(Arc::new(last_ordinal.finish()));
+    columns.push(Arc::new(weighted_sum.finish()));
+    columns.push(Arc::new(weight.finish()));
     finish(&schema::WINDOWS, columns)
 }
 

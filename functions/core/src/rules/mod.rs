@@ -247,6 +247,13 @@ severity = "warning"
                 weighted_avg: None,
                 percentiles: None,
                 distinct: None,
+                m2: 45.0,
+                first_time_ms: 1_000,
+                first_ordinal: 0,
+                last_time_ms: 59_000,
+                last_ordinal: 5,
+                weighted_sum: 0.0,
+                weight: 0.0,
             },
         };
         let batch = crate::lake::windows_batch(

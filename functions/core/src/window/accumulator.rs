@@ -49,6 +49,16 @@ pub struct Aggregates {
     pub percentiles: Option<[f64; 4]>,
     /// Distinct values, for metrics that declare it.
     pub distinct: Option<u64>,
+    /// What merges rows of one window from several shards exactly (see `windows_merged`):
+    /// Σ (x − mean)² (Chan, Golub and LeVeque's M2), the event time and shard-local arrival
+    /// ordinal of the first and last values, and Σ value·weight and Σ weight.
+    pub m2: f64,
+    pub first_time_ms: i64,
+    pub first_ordinal: u64,
+    pub last_time_ms: i64,
+    pub last_ordinal: u64,
+    pub weighted_sum: f64,
+    pub weight: f64,
 }
 
 impl Accumulator {
@@ -160,6 +170,13 @@ impl Accumulator {
                 ])
             }),
             distinct: self.distinct.as_ref().map(|d| d.estimate()),
+            m2: self.m2.max(0.0),
+            first_time_ms: self.first.0,
+            first_ordinal: self.first.1,
+            last_time_ms: self.last.0,
+            last_ordinal: self.last.1,
+            weighted_sum: self.weighted_sum,
+            weight: self.weight,
         }
     }
 }

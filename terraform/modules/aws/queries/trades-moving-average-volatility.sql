@@ -6,6 +6,6 @@ SELECT key AS symbol,
                        ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS moving_avg_5m,
        STDDEV_SAMP(last) OVER (PARTITION BY key ORDER BY window_end
                                ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS volatility_5m
-FROM windows
+FROM windows_merged
 WHERE scenario = 'trades' AND window_name = 'tumbling_1m' AND metric = 'price'
 ORDER BY symbol, window_end

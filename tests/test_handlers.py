@@ -189,6 +189,11 @@ def test_producer_retries_are_counted_once_by_windows_and_the_shipped_query(slui
     out = sluice("query", "--lake", lake, "--example", "trades-quantity-by-symbol", "--format", "json").stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert rows == [{"symbol": "AAPL", "total_quantity": 400, "trades": 4}]
+    # The pipeline table says what happened: one committed batch, 7 records, 4 events, 3 copies.
+    out = sluice("query", "--lake", lake, "--format", "json",
+                 "SELECT kind, records, events, duplicate_events, state_bytes > 0 AS has_state FROM pipeline").stdout
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"kind": "batch", "records": 7, "events": 4, "duplicate_events": 3, "has_state": True}]
 
 
 def test_a_scheduled_sweep_closes_the_windows_of_a_quiet_shard(sluice, tmp_path):
@@ -225,6 +230,18 @@ def test_a_scheduled_sweep_closes_the_windows_of_a_quiet_shard(sluice, tmp_path)
     assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]
     sweep("2026-11-24T05:02:20Z")  # nothing more to close: nothing written twice
     assert tumbling_counts() == [("05:00:00", 10), ("05:00:10", 5)]
+    out = sluice("query", "--lake", lake, "--format", "json",
+                 "SELECT kind, shard_id, idle_flushes, keys_on_several_shards FROM pipeline "
+                 "WHERE kind = 'sweep' ORDER BY time, shard_id").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows == [
+        {"kind": "sweep", "shard_id": "*", "idle_flushes": 0, "keys_on_several_shards": 0},  # 05:01:00
+        {"kind": "sweep", "shard_id": "*", "idle_flushes": 1, "keys_on_several_shards": 0},  # 05:01:20
+        {"kind": "sweep", "shard_id": "shardId-000000000007", "idle_flushes": 1},  # NULLs are left out
+        # 05:02:20: the 5-minute hopping window ending 05:02 closes; no tumbling row is rewritten.
+        {"kind": "sweep", "shard_id": "*", "idle_flushes": 1, "keys_on_several_shards": 0},
+        {"kind": "sweep", "shard_id": "shardId-000000000007", "idle_flushes": 1},
+    ], rows
 
 
 def test_a_key_spread_over_shards_is_one_candle_in_windows_merged(sluice, tmp_path):

@@ -120,6 +120,12 @@ def test_pipeline_generate_kinesis_aggregate_s3_alert_sns_sqs(lambda_binaries, a
         "SLUICE_WINDOWS": "",
     })
     batches = aws_helpers.deliver_all(aggregate, res.stream_arn, by_shard, timeout=INVOKE_TIMEOUT, batch=BATCH)
+    # Each invocation logs its figures in CloudWatch's embedded metric format on stdout.
+    emf = [json.loads(line) for line in aggregate.stdout_path.read_text().splitlines()
+           if line.startswith("{") and '"_aws"' in line]
+    assert len(emf) == sum(len(b) for b in batches.values()), "one metrics line per invocation"
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sluice"
+    assert sum(e["records_in"] for e in emf) == in_stream, "records_in adds up to the stream's records"
 
     # --------------------------------------------------------------------- 3. the lake
     objects = aws_helpers.list_objects(s3, res.bucket)

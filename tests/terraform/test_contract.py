@@ -114,7 +114,8 @@ REQUIRED_S3: dict[str, dict[str, set[str]]] = {
     "aggregate": {
         **{
             p: {"s3:GetObject", "s3:PutObject"}
-            for p in ("raw/*", "windows/*", "anomalies/*", "late/*", "quarantine/*", "state/aggregate/*")
+            for p in ("raw/*", "windows/*", "anomalies/*", "late/*", "quarantine/*", "pipeline/*",
+                      "state/aggregate/*")
         },
         STREAMS_PREFIX + "*": {"s3:GetObject"},
     },
@@ -708,3 +709,18 @@ def test_kql_files_parse_and_bind(repo: Repo, kusto_dir: str):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alarms_on_sluice_metrics_name_metrics_the_code_emits(repo: Repo, aws: Module):
+    """Alarms in the "sluice" namespace watch figures the aggregate function logs in embedded
+    metric format: each metric name is a counter of infra/src/metrics.rs."""
+    counters = set(re.findall(r"^\s+(\w+): \"", (repo.root / "infra/src/metrics.rs").read_text(), re.M))
+    assert {"records_in", "quarantined", "state_fallbacks", "keys_on_several_shards"} <= counters
+    watched = set()
+    for name, body in aws.resources.get("aws_cloudwatch_metric_alarm", {}).items():
+        metrics = [body] + [m for q in blocks(body.get("metric_query")) for m in blocks(q.get("metric"))]
+        for m in metrics:
+            if m.get("namespace") == "sluice":
+                watched.add(m["metric_name"])
+                assert m["metric_name"] in counters, f"alarm {name} watches {m['metric_name']}, which no code emits"
+    assert {"state_fallbacks", "keys_on_several_shards", "quarantined", "records_in"} <= watched

@@ -42,8 +42,8 @@ use sluice_infra::store::{ETag, ObjectStore, Precondition, StagedObject, StoreEr
 use thiserror::Error;
 
 pub use sluice_core::shard::{
-    BatchStats, InRecord, Processed, ShardState, compare_sequence, flush_shard, process_shard,
-    sweep_shard,
+    BatchStats, InRecord, PipelineRow, Processed, ShardState, compare_sequence, flush_shard,
+    keys_on_several_shards, pipeline_object, process_shard, sweep_shard,
 };
 
 #[cfg(feature = "lambda")]
@@ -298,7 +298,7 @@ async fn handle_shard(
     if processed.stats.records == processed.stats.duplicates {
         return Ok(processed.stats);
     }
-    commit(deps, &dir, &loaded, processed).await
+    commit(deps, &dir, &loaded, processed, "batch").await
 }
 
 fn log_warnings(shard: &str, processed: &Processed) {
@@ -354,16 +354,36 @@ async fn commit(
     dir: &str,
     loaded: &Loaded,
     mut processed: Processed,
+    kind: &str,
 ) -> Result<BatchStats, HandlerError> {
     let key = loaded.next_key.as_str();
     let m = &deps.metrics;
+    let corrupt = |e: &dyn std::fmt::Display| HandlerError::CorruptState {
+        key: key.to_string(),
+        message: e.to_string(),
+    };
+    // The state without its list of staged objects: its size goes into the pipeline row,
+    // which is itself one of the staged objects; the list is spliced in below.
+    debug_assert!(processed.state.pending.is_empty());
+    let mut state = serde_json::to_vec(&processed.state).map_err(|e| corrupt(&e))?;
+    if let Some(batch) = &processed.batch {
+        let shard_id = dir.rsplit('/').next().unwrap_or_default();
+        let row = PipelineRow {
+            time_ms: processed.time_ms.unwrap_or_default(),
+            kind,
+            shard_id,
+            first_sequence: Some(batch.first_sequence.as_str()),
+            last_sequence: Some(batch.last_sequence.as_str()),
+            stats: &processed.stats,
+            keys_on_several_shards: None,
+            state_bytes: Some(state.len()),
+        };
+        processed.objects.push(pipeline_object(&row, batch)?);
+    }
     let bytes: usize = processed.objects.iter().map(|(_, b)| b.len()).sum();
     let count = processed.objects.len();
     processed.state.pending = stage_all(deps, std::mem::take(&mut processed.objects)).await?;
-    let state = serde_json::to_vec(&processed.state).map_err(|e| HandlerError::CorruptState {
-        key: key.to_string(),
-        message: e.to_string(),
-    })?;
+    with_pending(&mut state, &processed.state.pending).map_err(|e| corrupt(&e))?;
     let etag = match deps
         .store
         .put_if(key, state, Precondition::DoesNotExist)
@@ -420,6 +440,10 @@ pub struct SweepReport {
     /// Shard states a stream invocation committed while the sweep worked: it won; the next
     /// sweep looks again.
     pub lost_races: usize,
+    /// Keys with open windows on more than one shard (see [`keys_on_several_shards`]).
+    pub keys_on_several_shards: usize,
+    /// Bytes of every shard state read.
+    pub state_bytes: usize,
     pub stats: BatchStats,
 }
 
@@ -433,15 +457,17 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
     let keys = deps.store.list(&format!("{prefix}/")).await?;
     let mut report = SweepReport::default();
     let mut first_error = None;
+    let mut open_keys = Vec::new();
     for dir in state::shard_dirs(prefix, &keys) {
         let shard_id = dir.rsplit('/').next().unwrap_or_default();
-        match sweep_one(deps, &dir, shard_id, now_ms).await {
+        match sweep_one(deps, &dir, shard_id, now_ms, &mut open_keys, &mut report).await {
             Ok(None) => {}
             Ok(Some(stats)) => {
                 report.swept += 1;
                 report.stats.windows += stats.windows;
                 report.stats.anomalies += stats.anomalies;
                 report.stats.idle_flushes += stats.idle_flushes;
+                report.stats.evicted_series += stats.evicted_series;
             }
             Err(e) if state::lost_race(&e) => {
                 report.lost_races += 1;
@@ -453,11 +479,41 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
         }
         report.states += 1;
     }
+    report.keys_on_several_shards = keys_on_several_shards(&open_keys);
+    // The sweep's summary row, named after its now: a retried sweep rewrites the same object.
+    let summary = PipelineRow {
+        time_ms: now_ms,
+        kind: "sweep",
+        shard_id: "*",
+        first_sequence: None,
+        last_sequence: None,
+        stats: &report.stats,
+        keys_on_several_shards: Some(report.keys_on_several_shards),
+        state_bytes: Some(report.state_bytes),
+    };
+    let name = sluice_core::lake::BatchId {
+        shard_id: "all".into(),
+        first_sequence: "sweep".into(),
+        last_sequence: now_ms.to_string(),
+    };
+    let (key, bytes) = pipeline_object(&summary, &name)?;
+    deps.store.put(&key, bytes).await?;
+    Metrics::set(
+        &deps.metrics.keys_on_several_shards,
+        report.keys_on_several_shards,
+    );
+    if report.keys_on_several_shards > 0 {
+        tracing::warn!(
+            keys = report.keys_on_several_shards,
+            "keys have open windows on several shards: the producer does not partition by key; read windows_merged, and expect detectors to see partial series"
+        );
+    }
     tracing::info!(
         states = report.states,
         swept = report.swept,
         lost_races = report.lost_races,
         windows = report.stats.windows,
+        keys_on_several_shards = report.keys_on_several_shards,
         "sweep done"
     );
     match first_error {
@@ -471,18 +527,24 @@ async fn sweep_one(
     dir: &str,
     shard_id: &str,
     now_ms: i64,
+    open_keys: &mut Vec<Vec<(String, String)>>,
+    report: &mut SweepReport,
 ) -> Result<Option<BatchStats>, HandlerError> {
     let mut loaded = load_state(deps, dir).await?;
     let Some(prior) = loaded.state.take() else {
         return Ok(None);
     };
+    open_keys.push(prior.open_keys());
+    report.state_bytes += loaded.bytes;
     let s = &deps.settings;
     let Some(processed) = sweep_shard(&s.aggregate, prior, shard_id, now_ms, s.idle_timeout_ms)?
     else {
         return Ok(None);
     };
     log_warnings(shard_id, &processed);
-    commit(deps, dir, &loaded, processed).await.map(Some)
+    commit(deps, dir, &loaded, processed, "sweep")
+        .await
+        .map(Some)
 }
 
 /// Flushes one shard's committed state (see [`flush_shard`]) and commits the result.
@@ -497,7 +559,7 @@ pub async fn flush(
         return Ok(BatchStats::default());
     };
     let processed = flush_shard(&deps.settings.aggregate, prior, shard_id)?;
-    commit(deps, &dir, &loaded, processed).await
+    commit(deps, &dir, &loaded, processed, "flush").await
 }
 
 /// Discards staged objects no commit lists, best effort (the bucket's lifecycle rule aborts
@@ -512,6 +574,21 @@ async fn abort_all(deps: &Deps, staged: &[StagedObject]) {
     for e in results.into_iter().filter_map(Result::err) {
         tracing::warn!(error = %e, "could not abort a staged object; the lifecycle rule will");
     }
+}
+
+/// Adds the `pending` member to a state serialized without it (it is the last member, and
+/// skipped when empty), as serializing the state with it would.
+fn with_pending(state: &mut Vec<u8>, pending: &[StagedObject]) -> serde_json::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if state.last() == Some(&b'}') {
+        state.pop();
+        state.extend_from_slice(b",\"pending\":");
+        serde_json::to_writer(&mut *state, pending)?;
+        state.push(b'}');
+    }
+    Ok(())
 }
 
 async fn stage_all(

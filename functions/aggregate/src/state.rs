@@ -93,6 +93,8 @@ pub struct Loaded {
     pub state: Option<ShardState>,
     /// Its key and ETag (for the publish memo).
     pub key: Option<(String, ETag)>,
+    /// Its size in bytes.
+    pub bytes: usize,
     /// The key the next commit writes (does-not-exist).
     pub next_key: String,
     /// Keys to delete once the next generation is committed.
@@ -137,6 +139,7 @@ pub async fn load(deps: &Deps, dir: &str) -> Result<Loaded, HandlerError> {
             Ok(state) => {
                 return Ok(Loaded {
                     state: Some(state),
+                    bytes: object.body.len(),
                     key: Some((key, object.etag)),
                     next_key: generation_key(dir, next),
                     superseded,
@@ -147,6 +150,7 @@ pub async fn load(deps: &Deps, dir: &str) -> Result<Loaded, HandlerError> {
     }
     Ok(Loaded {
         state: None,
+        bytes: 0,
         key: None,
         next_key: generation_key(dir, next),
         superseded,

@@ -128,7 +128,10 @@ fn cell(column: &dyn Array, row: usize) -> String {
 fn rows(objects: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<String>> {
     let ignore = ["sequence_number", "arrival_time"];
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, bytes) in objects.iter().filter(|(k, _)| k.ends_with(".parquet")) {
+    let data = objects
+        .iter()
+        .filter(|(k, _)| k.ends_with(".parquet") && !k.starts_with("pipeline/"));
+    for (key, bytes) in data {
         let table = key.split('/').take(2).collect::<Vec<_>>().join("/");
         for batch in decode_parquet(bytes.clone()).unwrap() {
             out.entry(table.clone())
@@ -156,6 +159,22 @@ fn row_texts(batch: &RecordBatch, ignore: &[&str]) -> Vec<String> {
                 .join(" ")
         })
         .collect()
+}
+
+/// The sum of one count column over every row of the pipeline table (one row per commit).
+fn pipeline_sum(objects: &BTreeMap<String, Vec<u8>>, column: &str) -> i64 {
+    objects
+        .iter()
+        .filter(|(k, _)| k.starts_with("pipeline/"))
+        .flat_map(|(_, bytes)| decode_parquet(bytes.clone()).unwrap())
+        .map(|b| {
+            let c = b
+                .column_by_name(column)
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            c.iter().flatten().sum::<i64>()
+        })
+        .sum()
 }
 
 /// What a reader sees at any instant: no raw row twice (raw rows carry the event's own fields,
@@ -209,7 +228,7 @@ async fn run(
     sizes: &[usize],
     faults: &[Fault],
     rng: &mut Rng,
-) -> (BTreeMap<String, Vec<String>>, usize) {
+) -> (BTreeMap<String, Vec<String>>, usize, [i64; 2]) {
     let store = Arc::new(FaultyStore::default());
     let deps = deps(store.clone());
     let mut fired = 0;
@@ -282,7 +301,12 @@ async fn run(
     sluice_aggregate::flush(&deps, Some(ARN), "shardId-000000000000")
         .await
         .unwrap();
-    (rows(&store.objects().await), fired)
+    let objects = store.objects().await;
+    let totals = [
+        pipeline_sum(&objects, "events"),
+        pipeline_sum(&objects, "duplicate_events"),
+    ];
+    (rows(&objects), fired, totals)
 }
 
 #[tokio::test]
@@ -295,7 +319,13 @@ async fn the_lake_equals_a_one_pass_reference_under_every_enabled_fault() {
     let records = records();
     let n = records.len();
     let mut rng = Rng::new(1);
-    let (reference, _) = run(&records, &[n], &[], &mut rng).await;
+    let (reference, _, reference_totals) = run(&records, &[n], &[], &mut rng).await;
+    let raw_rows: usize = reference
+        .iter()
+        .filter(|(t, _)| t.starts_with("raw/"))
+        .map(|(_, r)| r.len())
+        .sum();
+    assert_eq!(reference_totals, [raw_rows as i64, 0]);
     assert!(reference.keys().any(|t| t.starts_with("raw/")));
     assert!(reference.keys().any(|t| t.starts_with("windows/")));
     let schedules: u64 = std::env::var("SLUICE_FAULT_SCHEDULES")
@@ -319,8 +349,13 @@ async fn the_lake_equals_a_one_pass_reference_under_every_enabled_fault() {
             sizes.push(size.min(left));
             left -= size.min(left);
         }
-        let (lake, fired) = run(&records, &sizes, ENABLED, &mut rng).await;
+        let (lake, fired, totals) = run(&records, &sizes, ENABLED, &mut rng).await;
         total_faults += fired;
+        assert_eq!(
+            totals,
+            [raw_rows as i64, copies as i64],
+            "schedule {seed}: the pipeline table counts each event and each producer copy once"
+        );
         for (table, want) in &reference {
             let got = lake.get(table).cloned().unwrap_or_default();
             assert!(

@@ -305,6 +305,11 @@ impl<'c> Aggregator<'c> {
             .evict_idle(&watermarks, self.config.series_ttl_ms)
     }
 
+    /// Latest arrival of any stream's events (ms), when known.
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        self.engine.last_arrival_ms()
+    }
+
     /// End of data: closes every open window.
     pub fn flush(&mut self, out: &mut Output) {
         let from = out.windows.len();

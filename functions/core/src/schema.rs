@@ -354,6 +354,100 @@ pub static LATE: Table = Table {
     ),
 };
 
+pub static PIPELINE: Table = Table {
+    name: Cow::Borrowed("pipeline"),
+    prefix: Cow::Borrowed("pipeline"),
+    partitions: &["dt", "hour"],
+    columns: Cow::Borrowed(&[
+        col(
+            "time",
+            ColumnType::TimestampMs,
+            "Arrival of the batch's last record, or the sweep's now (UTC); partitions the row",
+        ),
+        col(
+            "kind",
+            ColumnType::String,
+            "batch (a stream batch committed), sweep (a shard the sweep committed, or shard_id '*': the sweep's summary) or flush",
+        ),
+        col(
+            "shard_id",
+            ColumnType::String,
+            "Shard (or partition) the row is about; '*' for a sweep's summary",
+        ),
+        opt(
+            "first_sequence",
+            ColumnType::String,
+            "Sequence number of the batch's first new record",
+        ),
+        opt(
+            "last_sequence",
+            ColumnType::String,
+            "Sequence number of the batch's last record",
+        ),
+        col(
+            "records",
+            ColumnType::Int64,
+            "Stream records the batch held (0 for a sweep)",
+        ),
+        col(
+            "redeliveries",
+            ColumnType::Int64,
+            "Records at or below the committed position: a redelivery, skipped",
+        ),
+        col("events", ColumnType::Int64, "Records decoded into events"),
+        col(
+            "duplicate_events",
+            ColumnType::Int64,
+            "Events whose dedup id and bytes were seen before (a producer retry), not written again",
+        ),
+        col(
+            "beyond_dedup_horizon",
+            ColumnType::Int64,
+            "Events older than the dedup horizon, written unchecked",
+        ),
+        col(
+            "late",
+            ColumnType::Int64,
+            "Events older than the watermark (in raw and late, in no window)",
+        ),
+        col(
+            "quarantined",
+            ColumnType::Int64,
+            "Records quarantined, all reasons",
+        ),
+        col(
+            "future_events",
+            ColumnType::Int64,
+            "Events stamped further ahead of their arrival than max_clock_skew",
+        ),
+        col("windows", ColumnType::Int64, "Window rows written"),
+        col("anomalies", ColumnType::Int64, "Anomaly rows written"),
+        col(
+            "idle_flushes",
+            ColumnType::Int64,
+            "Streams whose watermark the sweep moved because they were idle",
+        ),
+        col(
+            "evicted_series",
+            ColumnType::Int64,
+            "Detector series evicted after their key was idle for the series TTL",
+        ),
+        opt(
+            "keys_on_several_shards",
+            ColumnType::Int64,
+            "Keys with open windows on more than one shard (sweep summaries only): the producer does not partition by key",
+        ),
+        opt(
+            "state_bytes",
+            ColumnType::Int64,
+            "Size of the committed shard state object (summed over shards in a sweep summary)",
+        ),
+    ]),
+    doc: Cow::Borrowed(
+        "What the aggregate function did: one row per committed batch and per sweep, partitioned by its time.",
+    ),
+};
+
 pub static QUARANTINE: Table = Table {
     name: Cow::Borrowed("quarantine"),
     prefix: Cow::Borrowed("quarantine"),
@@ -429,8 +523,8 @@ pub fn raw_table(def: &StreamDef) -> Table {
 }
 
 /// The tables shared by every stream, partitioned by stream.
-pub fn shared_tables() -> [&'static Table; 4] {
-    [&WINDOWS, &ANOMALIES, &LATE, &QUARANTINE]
+pub fn shared_tables() -> [&'static Table; 5] {
+    [&WINDOWS, &ANOMALIES, &LATE, &QUARANTINE, &PIPELINE]
 }
 
 /// Every table of a lake holding `streams`: one raw table per stream, then the shared ones.

@@ -86,6 +86,10 @@ pub struct BatchStats {
 
 /// The outcome of [`process_shard`]: objects to write, then the state to commit.
 pub struct Processed {
+    /// What the objects are named after (absent when every record was a redelivery).
+    pub batch: Option<BatchId>,
+    /// Arrival of the batch's last record, or the sweep's now (ms); absent for a flush.
+    pub time_ms: Option<i64>,
     pub objects: Vec<(String, Vec<u8>)>,
     pub state: ShardState,
     pub stats: BatchStats,
@@ -161,6 +165,8 @@ pub fn process_shard(
     stats.duplicates = records.len() - fresh.len();
     let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
         return Ok(Processed {
+            batch: None,
+            time_ms: None,
             objects: Vec::new(),
             state: prior,
             stats,
@@ -264,6 +270,8 @@ pub fn process_shard(
 
     let objects = encode_objects(config, &batch, &events, &late, &quarantine, &out)?;
     Ok(Processed {
+        batch: Some(batch),
+        time_ms: fresh.iter().map(|r| r.arrival_ms).max(),
         objects,
         state: ShardState {
             format: STATE_FORMAT,
@@ -319,6 +327,8 @@ pub fn sweep_shard(
     };
     let objects = encode_objects(config, &batch, &[], &[], &[], &out)?;
     Ok(Some(Processed {
+        batch: Some(batch),
+        time_ms: Some(now_ms),
         objects,
         state: ShardState {
             format: STATE_FORMAT,
@@ -351,6 +361,7 @@ pub fn flush_shard(
         first_sequence: last.clone(),
         last_sequence: "flush".into(),
     };
+    let time_ms = aggregator.last_arrival_ms();
     let stats = BatchStats {
         windows: out.windows.len(),
         anomalies: out.anomalies.len(),
@@ -358,6 +369,8 @@ pub fn flush_shard(
     };
     let objects = encode_objects(config, &batch, &[], &[], &[], &out)?;
     Ok(Processed {
+        batch: Some(batch),
+        time_ms,
         objects,
         state: ShardState {
             format: STATE_FORMAT,
@@ -370,6 +383,105 @@ pub fn flush_shard(
         stats,
         warnings,
     })
+}
+
+/// One row of the `pipeline` table: what one commit (or a sweep, over every shard) did.
+#[derive(Debug, Clone)]
+pub struct PipelineRow<'a> {
+    /// When (ms): the batch's last arrival, or the sweep's now.
+    pub time_ms: i64,
+    /// `batch`, `sweep` or `flush`.
+    pub kind: &'a str,
+    /// The shard, or `*` for a sweep's summary.
+    pub shard_id: &'a str,
+    pub first_sequence: Option<&'a str>,
+    pub last_sequence: Option<&'a str>,
+    pub stats: &'a BatchStats,
+    pub keys_on_several_shards: Option<usize>,
+    pub state_bytes: Option<usize>,
+}
+
+/// The `pipeline` object of one row: `pipeline/dt=…/hour=…/<name>`, named like the batch's
+/// other objects (`name`), so a retry writes the same key.
+pub fn pipeline_object(
+    row: &PipelineRow<'_>,
+    name: &BatchId,
+) -> Result<(String, Vec<u8>), LakeError> {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+    use std::sync::Arc;
+    let n = |v: usize| Some(i64::try_from(v).unwrap_or(i64::MAX));
+    let s = row.stats;
+    let counts = [
+        s.records,
+        s.duplicates,
+        s.events,
+        s.duplicate_events,
+        s.beyond_dedup_horizon,
+        s.late,
+        s.quarantined,
+        s.future_events,
+        s.windows,
+        s.anomalies,
+        s.idle_flushes,
+        s.evicted_series,
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from(vec![row.time_ms]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![row.kind])),
+        Arc::new(StringArray::from(vec![row.shard_id])),
+        Arc::new(StringArray::from(vec![row.first_sequence])),
+        Arc::new(StringArray::from(vec![row.last_sequence])),
+    ];
+    columns.extend(
+        counts
+            .iter()
+            .map(|&c| Arc::new(Int64Array::from(vec![n(c)])) as ArrayRef),
+    );
+    columns.push(Arc::new(Int64Array::from(vec![
+        row.keys_on_several_shards.and_then(n),
+    ])));
+    columns.push(Arc::new(Int64Array::from(vec![
+        row.state_bytes.and_then(n),
+    ])));
+    let batch = RecordBatch::try_new(schema::PIPELINE.schema(), columns).map_err(|source| {
+        LakeError::Arrow {
+            table: "pipeline".into(),
+            source,
+        }
+    })?;
+    Ok((
+        object_key(&schema::PIPELINE, "", row.time_ms, name),
+        lake::encode_parquet(&batch)?,
+    ))
+}
+
+impl ShardState {
+    /// (stream, key) of every key with an open window, sorted, each once (rollups excluded).
+    pub fn open_keys(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = self
+            .aggregator
+            .windows
+            .open_keys()
+            .map(|(s, k)| (s.to_string(), k.to_string()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// How many keys appear in the [`ShardState::open_keys`] of more than one shard: a producer
+/// that does not partition by key, whose window rows need `windows_merged` and whose
+/// detectors see partial series.
+pub fn keys_on_several_shards(per_shard: &[Vec<(String, String)>]) -> usize {
+    let mut shards_of: std::collections::HashMap<&(String, String), usize> =
+        std::collections::HashMap::new();
+    for keys in per_shard {
+        for k in keys {
+            *shards_of.entry(k).or_default() += 1;
+        }
+    }
+    shards_of.values().filter(|&&n| n > 1).count()
 }
 
 /// Encodes every output of one batch as (key, Parquet bytes), one object per table and

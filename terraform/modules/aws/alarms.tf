@@ -78,6 +78,87 @@ resource "aws_cloudwatch_metric_alarm" "dlq" {
   tags                = local.tags
 }
 
+# The aggregate function's own figures, which it logs in CloudWatch's embedded metric format
+# (namespace "sluice", dimension FunctionName; infra/src/metrics.rs names them).
+locals {
+  aggregate_metric_dimensions = { FunctionName = local.fn_names["aggregate"] }
+}
+
+resource "aws_cloudwatch_metric_alarm" "state_fallbacks" {
+  alarm_name          = "${var.name}-aggregate-state-fallbacks"
+  alarm_description   = "A shard state generation was unreadable and moved to state/aggregate/_quarantine/: its shard continued from the previous generation, so the events of that generation's batch are in raw but not in its open windows. Inspect the moved object."
+  namespace           = "sluice"
+  metric_name         = "state_fallbacks"
+  dimensions          = local.aggregate_metric_dimensions
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "keys_on_several_shards" {
+  alarm_name          = "${var.name}-aggregate-keys-on-several-shards"
+  alarm_description   = "Keys have open windows on more than one shard: the producer does not use the key as the partition key. Read windows_merged rather than windows; anomaly flags see partial series."
+  namespace           = "sluice"
+  metric_name         = "keys_on_several_shards"
+  dimensions          = local.aggregate_metric_dimensions
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
+  alarm_name          = "${var.name}-aggregate-quarantine-rate"
+  alarm_description   = "More than ${var.quarantine_rate_alarm * 100}% of the records aggregate read in 15 minutes were quarantined: a producer sends what the stream definitions do not accept. SELECT reason_code, COUNT(*) FROM quarantine says which."
+  evaluation_periods  = 3
+  threshold           = var.quarantine_rate_alarm
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+
+  metric_query {
+    id          = "rate"
+    expression  = "quarantined / MAX([records, 1])"
+    label       = "quarantined per record"
+    return_data = true
+  }
+
+  metric_query {
+    id = "quarantined"
+    metric {
+      namespace   = "sluice"
+      metric_name = "quarantined"
+      dimensions  = local.aggregate_metric_dimensions
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "records"
+    metric {
+      namespace   = "sluice"
+      metric_name = "records_in"
+      dimensions  = local.aggregate_metric_dimensions
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
 ################################################################################
 # Dashboard
 ################################################################################

@@ -226,6 +226,7 @@ data "aws_iam_policy_document" "aggregate" {
       "${local.lake_arn}/anomalies/*",
       "${local.lake_arn}/late/*",
       "${local.lake_arn}/quarantine/*",
+      "${local.lake_arn}/pipeline/*",
       "${local.lake_arn}/state/aggregate/*",
     ]
   }

@@ -284,6 +284,17 @@ variable "aggregate_maximum_record_age_s" {
   default     = -1
 }
 
+variable "quarantine_rate_alarm" {
+  description = "Alarm when more than this fraction of the records aggregate reads is quarantined, over three 5-minute periods (0.01 = 1%)."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.quarantine_rate_alarm > 0 && var.quarantine_rate_alarm < 1
+    error_message = "quarantine_rate_alarm is a fraction between 0 and 1."
+  }
+}
+
 variable "aggregate_sweep_schedule" {
   description = "EventBridge Scheduler expression for the aggregate sweep, which closes the windows of shards that have been quiet for aggregate_idle_timeout, e.g. rate(1 minute)."
   type        = string

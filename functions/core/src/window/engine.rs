@@ -317,6 +317,11 @@ impl WindowEngine {
         moved
     }
 
+    /// Latest arrival of any stream's events (ms), when known.
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        self.slots.iter().filter_map(|s| s.last_arrival_ms).max()
+    }
+
     /// Number of keys with open windows (for state-size reporting).
     pub fn open_keys(&self) -> usize {
         self.slots.iter().map(|s| s.keys.len()).sum()

@@ -166,6 +166,18 @@ fn legacy_layout(scenario: &str) -> Option<(Vec<WindowSpec>, Vec<&'static str>)>
 const LEGACY_ROLLUP_KEY: &str = "*";
 
 impl WindowState {
+    /// (stream, key) of every key with an open window (rollups excluded: every shard holds its
+    /// part of those by design).
+    pub fn open_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.streams.iter().flat_map(|s| {
+            s.windows.iter().flat_map(move |w| {
+                w.keys
+                    .iter()
+                    .map(move |k| (s.name.as_str(), k.key.as_str()))
+            })
+        })
+    }
+
     pub(super) fn new(arrivals: u64, streams: Vec<StreamState>) -> Self {
         Self {
             arrivals,

@@ -286,3 +286,41 @@ def test_a_key_spread_over_shards_is_one_candle_in_windows_merged(sluice, tmp_pa
     out = sluice("query", "--lake", spread, "--format", "json",
                  f"SELECT partials FROM windows_merged {where}").stdout
     assert json.loads(out.splitlines()[0])["partials"] == 2
+
+
+def test_a_dlq_range_is_replayed_once(sluice, tmp_path):
+    # Issue "Every event exactly once", item 6: Lambda gave up on records 110-119 (they went to
+    # the DLQ as a shard and sequence range) and went on. `sluice replay` processes exactly the
+    # range, once; the events are in raw (and late: the watermark has moved on).
+    trades = [trade(i, 0) for i in range(30)]
+    everything = kinesis_event(trades, first_seq=100)
+    for part in (slice(0, 10), slice(20, 30)):
+        event = tmp_path / f"batch-{part.start}.json"
+        event.write_text(json.dumps({"Records": everything["Records"][part]}))
+        sluice("invoke", "aggregate", "--event", event, "--lake", tmp_path / "lake")
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps(everything))
+    message = tmp_path / "dlq.json"
+    message.write_text(json.dumps({
+        "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:f",
+                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0", "timestamp": "2026-11-24T05:10:00.000Z",
+        "KinesisBatchInfo": {"shardId": "shardId-000000000007", "startSequenceNumber": "110",
+                             "endSequenceNumber": "119", "approximateArrivalOfFirstRecord": "2026-11-24T05:00:20Z",
+                             "approximateArrivalOfLastRecord": "2026-11-24T05:00:29Z", "batchSize": 10,
+                             "streamArn": ARN}}))
+
+    def raw_ids():
+        return sorted(r["event_id"] for f in parquet_files(tmp_path / "lake", "raw") for r in pq.read_table(f).to_pylist())
+
+    assert len(raw_ids()) == 20
+    out = json.loads(sluice("replay", "--dlq-message", message, "--records", records, "--lake", tmp_path / "lake").stdout)
+    assert (out["records"], out["events"], out["already_in_the_lake"]) == (10, 10, 0)
+    assert raw_ids() == sorted(f"h-{i}" for i in range(30))
+    before = digest(tmp_path / "lake")
+    again = json.loads(sluice("replay", "--dlq-message", message, "--records", records, "--lake", tmp_path / "lake").stdout)
+    assert (again["events"], again["already_in_the_lake"]) == (0, 10)
+    assert digest(tmp_path / "lake") == before, "a second replay writes nothing"
+    missing = sluice("replay", "--dlq-message", message, "--lake", tmp_path / "lake", check=False)
+    assert missing.returncode != 0 and "--records" in missing.stderr

@@ -9,6 +9,7 @@
 //! - [`metrics`]: counters the handlers bump, for progress output and logs.
 //! - [`secret`]: [`secret::SecretSource`] — API keys (Secrets Manager, environment).
 //! - [`streams`]: stream definitions read from the store at cold start.
+//! - `source` (with `aws`): a Kinesis shard's records read again between two positions.
 
 pub mod config;
 #[cfg(feature = "aws")]
@@ -17,5 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod secret;
 pub mod sink;
+#[cfg(feature = "aws")]
+pub mod source;
 pub mod store;
 pub mod streams;

@@ -224,6 +224,27 @@ def test_pipeline_generate_kinesis_aggregate_s3_alert_sns_sqs(lambda_binaries, a
         assert r["count"] == expected, f"swept window {r['key']} [{start}, {end}) counts {r['count']}, raw {expected}"
     assert s3.list_multipart_uploads(Bucket=res.bucket).get("Uploads", []) == []
 
+    # ------------ 4c. a DLQ message sent to aggregate replays its range, read from Kinesis:
+    # a range every record of which is committed already changes nothing.
+    shard_id, events = next(iter(batches.items()))
+    first_batch = events[0]["Records"]
+    dlq = {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "version": "1.0",
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": first_batch[0]["kinesis"]["sequenceNumber"],
+            "endSequenceNumber": first_batch[-1]["kinesis"]["sequenceNumber"],
+            "batchSize": len(first_batch),
+            "streamArn": res.stream_arn,
+        },
+    }
+    before_replay = aws_helpers.list_objects(s3, res.bucket)
+    aggregate.invoke_ok(dlq, timeout=INVOKE_TIMEOUT)
+    logged = re.findall(r"replay shard_id=\S+ first=\S+ last=\S+ read=(\d+) replayed=(\d+)", aggregate.output())
+    assert logged and logged[-1] == (str(len(first_batch)), "0"), f"read the range from Kinesis, replayed none: {logged}"
+    assert sorted(aws_helpers.list_objects(s3, res.bucket)) == sorted(before_replay), "nothing replayed twice"
+
     # ------------------------------------------------------ 5. S3 events → alert → SNS → SQS
     s3.put_object(Bucket=res.bucket, Key=RULES_KEY, Body=RULES_TOML.encode())
     alert = start_lambda(lambda_binaries["alert"], "sluice-alert", {

@@ -264,6 +264,8 @@ ENV_CALL = re.compile(r"\b(required_env|optional_env)\(\s*\"(SLUICE_[A-Z0-9_]+)\
 # SDK call → IAM action it needs.
 SDK_ACTIONS = {
     ".put_records(": "kinesis:PutRecords",
+    ".get_shard_iterator(": "kinesis:GetShardIterator",
+    ".get_records(": "kinesis:GetRecords",
     ".get_object(": "s3:GetObject",
     ".put_object(": "s3:PutObject",
     # Multipart uploads are authorised by s3:PutObject

@@ -13,12 +13,51 @@
 use std::sync::Arc;
 
 use sluice_infra::config::{ConfigError, aws_config, optional_env, required_env};
+use sluice_infra::source::KinesisRangeSource;
 use sluice_infra::store::{ObjectStore, S3Store};
 use sluice_infra::streams;
 
 use sluice_core::stream::StreamSet;
 
-use crate::{Deps, HandlerError, Settings, SettingsError};
+use crate::{Deps, HandlerError, RangeReader, ReadRangeError, ReadRecord, Settings, SettingsError};
+
+/// The DLQ replay's records, read again from Kinesis.
+struct KinesisReader(KinesisRangeSource);
+
+#[async_trait::async_trait]
+impl RangeReader for KinesisReader {
+    async fn read(
+        &self,
+        stream_arn: Option<&str>,
+        shard_id: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<ReadRecord>, ReadRangeError> {
+        let error = |message: String, retryable: bool| ReadRangeError {
+            shard_id: shard_id.to_string(),
+            first: first.to_string(),
+            last: last.to_string(),
+            message,
+            retryable,
+        };
+        let arn =
+            stream_arn.ok_or_else(|| error("the DLQ message names no streamArn".into(), false))?;
+        let records = self
+            .0
+            .read(arn, shard_id, first, last)
+            .await
+            .map_err(|e| error(e.message, e.retryable))?;
+        Ok(records
+            .into_iter()
+            .map(|r| ReadRecord {
+                sequence: r.sequence,
+                arrival_ms: r.arrival_ms,
+                partition_key: r.partition_key,
+                data: r.data,
+            })
+            .collect())
+    }
+}
 
 /// Settings for the definitions in `streams`, windows and lateness from the environment.
 pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
@@ -60,7 +99,8 @@ impl Deps {
             let prefix = optional_env("SLUICE_STREAMS_PREFIX").unwrap_or_default();
             ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
         })?;
-        Ok(Deps::new(store, settings, Default::default()))
+        let reader = Arc::new(KinesisReader(KinesisRangeSource::new(&config)));
+        Ok(Deps::new(store, settings, Default::default()).with_range_reader(reader))
     }
 }
 

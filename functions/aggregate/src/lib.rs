@@ -43,7 +43,7 @@ use thiserror::Error;
 
 pub use sluice_core::shard::{
     BatchStats, InRecord, PipelineRow, Processed, ShardState, compare_sequence, flush_shard,
-    keys_on_several_shards, pipeline_object, process_shard, sweep_shard,
+    keys_on_several_shards, pipeline_object, process_replay, process_shard, sweep_shard,
 };
 
 #[cfg(feature = "lambda")]
@@ -121,10 +121,47 @@ impl Settings {
     }
 }
 
+/// A shard's record, read again from the stream for a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadRecord {
+    pub sequence: String,
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Why a shard range could not be read again.
+#[derive(Debug, Error)]
+#[error("reading {shard_id} from {first} to {last} again: {message}")]
+pub struct ReadRangeError {
+    pub shard_id: String,
+    pub first: String,
+    pub last: String,
+    pub message: String,
+    /// Whether trying again can help (throttling, a timeout), or not (expired records).
+    pub retryable: bool,
+}
+
+/// Reads a shard's records between two sequence numbers again (inclusive), for the DLQ replay:
+/// Kinesis `GetShardIterator AT_SEQUENCE_NUMBER` and `GetRecords` in Lambda, a saved batch
+/// locally.
+#[async_trait::async_trait]
+pub trait RangeReader: Send + Sync {
+    async fn read(
+        &self,
+        stream_arn: Option<&str>,
+        shard_id: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<ReadRecord>, ReadRangeError>;
+}
+
 pub struct Deps {
     pub store: Arc<dyn ObjectStore>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// Where a replay reads records from; replays are refused without one.
+    pub range_reader: Option<Arc<dyn RangeReader>>,
     /// State key → ETag of the state whose pending objects this instance has published: a
     /// warm instance does not publish them again.
     published: Mutex<HashMap<String, ETag>>,
@@ -136,8 +173,15 @@ impl Deps {
             store,
             settings,
             metrics,
+            range_reader: None,
             published: Mutex::default(),
         }
+    }
+
+    /// With a reader for DLQ replays.
+    pub fn with_range_reader(mut self, reader: Arc<dyn RangeReader>) -> Self {
+        self.range_reader = Some(reader);
+        self
     }
 
     fn published(&self) -> std::sync::MutexGuard<'_, HashMap<String, ETag>> {
@@ -161,6 +205,10 @@ pub enum HandlerError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    #[error(transparent)]
+    ReadRange(#[from] ReadRangeError),
+    #[error("a replay needs the stream's records, and this deployment has no reader for them")]
+    NoRangeReader,
 }
 
 impl HandlerError {
@@ -172,6 +220,8 @@ impl HandlerError {
             | HandlerError::Lake(_)
             | HandlerError::Payload(_) => false,
             HandlerError::Store(e) => e.is_retryable(),
+            HandlerError::ReadRange(e) => e.retryable,
+            HandlerError::NoRangeReader => false,
         }
     }
 }
@@ -246,6 +296,15 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
         Trigger::Kinesis(batch) => batch,
         Trigger::Sweep { now_ms } => {
             sweep(deps, now_ms).await?;
+            return Ok(KinesisEventResponse::default());
+        }
+        Trigger::Replay {
+            stream_arn,
+            shard_id,
+            first,
+            last,
+        } => {
+            replay(deps, stream_arn.as_deref(), &shard_id, &first, &last).await?;
             return Ok(KinesisEventResponse::default());
         }
     };
@@ -545,6 +604,57 @@ async fn sweep_one(
     commit(deps, dir, &loaded, processed, "sweep")
         .await
         .map(Some)
+}
+
+/// Replays a range Lambda gave up on (the message its on-failure destination received, sent to
+/// the function as it is): reads the range again (see [`RangeReader`]) and processes what no
+/// committed batch and no earlier replay holds (see [`process_replay`]). Idempotent: replaying
+/// the same message twice writes nothing the second time.
+pub async fn replay(
+    deps: &Deps,
+    stream_arn: Option<&str>,
+    shard_id: &str,
+    first: &str,
+    last: &str,
+) -> Result<BatchStats, HandlerError> {
+    let reader = deps
+        .range_reader
+        .as_ref()
+        .ok_or(HandlerError::NoRangeReader)?;
+    let read = reader.read(stream_arn, shard_id, first, last).await?;
+    let records: Vec<InRecord<'_>> = read
+        .iter()
+        .map(|r| InRecord {
+            sequence: &r.sequence,
+            arrival_ms: r.arrival_ms,
+            partition_key: &r.partition_key,
+            data: &r.data,
+            envelope_error: None,
+        })
+        .collect();
+    let dir = state_dir(&deps.settings.state_prefix, stream_arn, shard_id);
+    let mut loaded = load_state(deps, &dir).await?;
+    let prior = loaded.state.take();
+    let processed = process_replay(
+        &deps.settings.aggregate,
+        prior,
+        shard_id,
+        &records,
+        (first, last),
+    )?;
+    tracing::info!(
+        shard_id,
+        first,
+        last,
+        read = records.len(),
+        replayed = processed.stats.records - processed.stats.duplicates,
+        "replay"
+    );
+    if processed.batch.is_none() {
+        return Ok(processed.stats);
+    }
+    log_warnings(shard_id, &processed);
+    commit(deps, &dir, &loaded, processed, "replay").await
 }
 
 /// Flushes one shard's committed state (see [`flush_shard`]) and commits the result.

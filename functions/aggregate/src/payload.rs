@@ -80,6 +80,23 @@ struct Envelope<'a> {
     source: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     time: Option<Cow<'a, str>>,
+    /// What a Kinesis event source mapping sends its on-failure destination (SQS/SNS) about a
+    /// batch it gave up on.
+    #[serde(rename = "KinesisBatchInfo", borrow, default)]
+    kinesis_batch_info: Option<BatchInfo<'a>>,
+}
+
+/// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>
+#[derive(Deserialize)]
+struct BatchInfo<'a> {
+    #[serde(rename = "shardId", borrow)]
+    shard_id: Cow<'a, str>,
+    #[serde(rename = "startSequenceNumber", borrow)]
+    start_sequence_number: Cow<'a, str>,
+    #[serde(rename = "endSequenceNumber", borrow)]
+    end_sequence_number: Cow<'a, str>,
+    #[serde(rename = "streamArn", borrow, default)]
+    stream_arn: Option<Cow<'a, str>>,
 }
 
 /// What invoked the aggregate function.
@@ -89,6 +106,14 @@ pub enum Trigger<'a> {
     /// A scheduled event (EventBridge or EventBridge Scheduler, `detail-type` "Scheduled
     /// Event"): a sweep whose "now" is the event's `time`, in ms since the epoch.
     Sweep { now_ms: i64 },
+    /// The message the event source mapping sent its on-failure destination about a batch it
+    /// gave up on (`KinesisBatchInfo`): replay that shard's range (see `sluice_aggregate::replay`).
+    Replay {
+        stream_arn: Option<String>,
+        shard_id: String,
+        first: String,
+        last: String,
+    },
 }
 
 impl<'a> Trigger<'a> {
@@ -103,6 +128,14 @@ impl<'a> Trigger<'a> {
         let envelope: Envelope<'a> = serde_json::from_str(text)?;
         if let Some(records) = envelope.records {
             return KinesisBatch::from_wire(records).map(Trigger::Kinesis);
+        }
+        if let Some(info) = envelope.kinesis_batch_info {
+            return Ok(Trigger::Replay {
+                stream_arn: info.stream_arn.map(Cow::into_owned),
+                shard_id: info.shard_id.into_owned(),
+                first: info.start_sequence_number.into_owned(),
+                last: info.end_sequence_number.into_owned(),
+            });
         }
         let scheduled = envelope.detail_type.as_deref() == Some("Scheduled Event")
             && matches!(
@@ -219,6 +252,9 @@ impl<'a> KinesisBatch<'a> {
             Trigger::Kinesis(batch) => Ok(batch),
             Trigger::Sweep { .. } => Err(PayloadError::NotKinesis {
                 received: "a scheduled event".into(),
+            }),
+            Trigger::Replay { .. } => Err(PayloadError::NotKinesis {
+                received: "a DLQ message (KinesisBatchInfo)".into(),
             }),
         }
     }

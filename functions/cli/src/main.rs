@@ -17,6 +17,7 @@ mod invoke;
 mod local;
 mod payloads;
 mod query;
+mod replay;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Run one handler on one Lambda payload (KinesisEvent, S3 event or scheduled event JSON).
     Invoke(invoke::InvokeArgs),
+    /// Process again, once, a stream range Lambda gave up on (its DLQ message).
+    Replay(replay::ReplayArgs),
     /// Score a `timestamp,value` series with the detectors, one point at a time.
     Detect(detect::DetectArgs),
     /// Precision, recall and F1 of the detectors against the anomalies the generators plant;
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Query(args) => query::query(args).await,
             Command::Invoke(args) => invoke::invoke(args).await,
+            Command::Replay(args) => replay::replay(args).await,
             Command::Detect(args) => detect::detect(args),
             Command::DetectEval(args) => eval::detect_eval(args),
             Command::Schema(args) => query::schema(args),

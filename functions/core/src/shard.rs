@@ -37,6 +37,15 @@ pub struct ShardState {
     /// Fingerprint of the window/detector configuration the state was built with.
     pub config: String,
     pub aggregator: AggregatorState,
+    /// Position ranges (first, last sequence number) of the last [`COMMITTED_RANGES`] batches
+    /// committed, oldest first: a record at or below `last_sequence` inside one is a
+    /// redelivery; one between them is a gap (a range Lambda gave up on), processed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committed: Vec<(String, String)>,
+    /// Position ranges replayed with [`process_replay`] (a DLQ message's range), merged: a second
+    /// replay of them is skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replayed: Vec<(String, String)>,
     /// Event ids seen within each stream's dedup horizon.
     #[serde(default, skip_serializing_if = "DedupState::is_empty")]
     pub dedup: DedupState,
@@ -131,6 +140,62 @@ fn restore_warnings(restored: Restored) -> Vec<Warning> {
     warnings
 }
 
+/// How many recent batch ranges a shard state keeps (about 30 KB).
+pub const COMMITTED_RANGES: usize = 256;
+
+fn in_ranges(ranges: &[(String, String)], seq: &str) -> bool {
+    ranges.iter().any(|(first, last)| {
+        compare_sequence(seq, first) != Ordering::Less
+            && compare_sequence(seq, last) != Ordering::Greater
+    })
+}
+
+/// What a record's position says, given the committed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// Above the high-water mark.
+    New,
+    /// Inside a committed or replayed range, or older than every range the state still keeps
+    /// (such a record cannot be told apart and is taken as a redelivery).
+    Redelivery,
+    /// Below the high-water mark but between committed ranges: a range Lambda gave up on.
+    Gap,
+}
+
+fn position(prior: &ShardState, seq: &str) -> Position {
+    let Some(last) = prior.last_sequence.as_deref() else {
+        return Position::New;
+    };
+    if compare_sequence(seq, last) == Ordering::Greater {
+        return Position::New;
+    }
+    if in_ranges(&prior.committed, seq) || in_ranges(&prior.replayed, seq) {
+        return Position::Redelivery;
+    }
+    match prior.committed.first() {
+        Some((oldest, _)) if compare_sequence(seq, oldest) == Ordering::Greater => Position::Gap,
+        _ => Position::Redelivery,
+    }
+}
+
+/// Adds `range` to `ranges`, merging those it overlaps.
+fn merge_range(ranges: &mut Vec<(String, String)>, range: (String, String)) {
+    ranges.push(range);
+    ranges.sort_by(|a, b| compare_sequence(&a.0, &b.0));
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(ranges.len());
+    for (first, last) in ranges.drain(..) {
+        match merged.last_mut() {
+            Some(prev) if compare_sequence(&first, &prev.1) != Ordering::Greater => {
+                if compare_sequence(&last, &prev.1) == Ordering::Greater {
+                    prev.1 = last;
+                }
+            }
+            _ => merged.push((first, last)),
+        }
+    }
+    *ranges = merged;
+}
+
 /// Compares Kinesis sequence numbers: decimal strings of up to 128 bits, compared as numbers
 /// (moto uses small integers, AWS 56 digits).
 pub fn compare_sequence(a: &str, b: &str) -> Ordering {
@@ -141,28 +206,74 @@ pub fn compare_sequence(a: &str, b: &str) -> Ordering {
 
 /// Decodes, windows and detects one shard's records, and encodes every output object.
 /// Pure: the same prior state and records always give the same objects, bytes and state.
+///
+/// Records at or below the committed position are redeliveries when a committed range holds
+/// them (skipped, counted in `duplicates`), and a gap when they fall between committed ranges
+/// (processed: a range Lambda gave up on, delivered again).
 pub fn process_shard(
     config: &AggregateConfig,
     prior: Option<ShardState>,
     shard_id: &str,
     records: &[InRecord<'_>],
 ) -> Result<Processed, LakeError> {
-    let fingerprint = config.fingerprint();
     let prior = prior.unwrap_or_default();
-    let mut stats = BatchStats {
-        records: records.len(),
-        ..BatchStats::default()
+    let fresh: Vec<&InRecord<'_>> = records
+        .iter()
+        .filter(|r| position(&prior, r.sequence) != Position::Redelivery)
+        .collect();
+    process(config, prior, shard_id, records.len(), fresh, None)
+}
+
+/// Processes the records of a range Lambda gave up on (a DLQ message's shard and positions,
+/// `range` = first and last sequence number), read again from the stream: every record in the
+/// range that no committed batch and no earlier replay holds is processed, however old, and
+/// the range is recorded as replayed, so replaying it again changes nothing. Events older than
+/// the watermark go to `late` (and raw), as usual; most replayed events do.
+pub fn process_replay(
+    config: &AggregateConfig,
+    prior: Option<ShardState>,
+    shard_id: &str,
+    records: &[InRecord<'_>],
+    range: (&str, &str),
+) -> Result<Processed, LakeError> {
+    let prior = prior.unwrap_or_default();
+    let inside = |seq: &str| {
+        compare_sequence(seq, range.0) != Ordering::Less
+            && compare_sequence(seq, range.1) != Ordering::Greater
     };
     let fresh: Vec<&InRecord<'_>> = records
         .iter()
         .filter(|r| {
-            prior
-                .last_sequence
-                .as_deref()
-                .is_none_or(|last| compare_sequence(r.sequence, last) == Ordering::Greater)
+            inside(r.sequence)
+                && !in_ranges(&prior.committed, r.sequence)
+                && !in_ranges(&prior.replayed, r.sequence)
         })
         .collect();
-    stats.duplicates = records.len() - fresh.len();
+    let replayed = (range.0.to_string(), range.1.to_string());
+    process(
+        config,
+        prior,
+        shard_id,
+        records.len(),
+        fresh,
+        Some(replayed),
+    )
+}
+
+fn process(
+    config: &AggregateConfig,
+    prior: ShardState,
+    shard_id: &str,
+    delivered: usize,
+    fresh: Vec<&InRecord<'_>>,
+    replayed: Option<(String, String)>,
+) -> Result<Processed, LakeError> {
+    let fingerprint = config.fingerprint();
+    let mut stats = BatchStats {
+        records: delivered,
+        ..BatchStats::default()
+    };
+    stats.duplicates = delivered - fresh.len();
     let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
         return Ok(Processed {
             batch: None,
@@ -269,15 +380,31 @@ pub fn process_shard(
     stats.anomalies = out.anomalies.len();
 
     let objects = encode_objects(config, &batch, &events, &late, &quarantine, &out)?;
+    let mut committed = prior.committed;
+    let mut replayed_ranges = prior.replayed;
+    match replayed {
+        Some(range) => merge_range(&mut replayed_ranges, range),
+        None => {
+            committed.push((first.sequence.to_string(), last.sequence.to_string()));
+            let excess = committed.len().saturating_sub(COMMITTED_RANGES);
+            committed.drain(..excess);
+        }
+    }
+    let last_sequence = match prior.last_sequence {
+        Some(p) if compare_sequence(&p, last.sequence) == Ordering::Greater => p,
+        _ => last.sequence.to_string(),
+    };
     Ok(Processed {
         batch: Some(batch),
         time_ms: fresh.iter().map(|r| r.arrival_ms).max(),
         objects,
         state: ShardState {
             format: STATE_FORMAT,
-            last_sequence: Some(last.sequence.to_string()),
+            last_sequence: Some(last_sequence),
             config: fingerprint,
             aggregator: aggregator.snapshot(),
+            committed,
+            replayed: replayed_ranges,
             dedup,
             pending: Vec::new(),
         },
@@ -335,6 +462,8 @@ pub fn sweep_shard(
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
+            committed: prior.committed,
+            replayed: prior.replayed,
             dedup,
             pending: Vec::new(),
         },
@@ -377,6 +506,8 @@ pub fn flush_shard(
             last_sequence: prior.last_sequence,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
+            committed: prior.committed,
+            replayed: prior.replayed,
             dedup: prior.dedup,
             pending: Vec::new(),
         },
@@ -950,6 +1081,60 @@ mod tests {
         let second = process_shard(&config, Some(first.state), "s", late).unwrap();
         assert!(second.stats.evicted_series >= 1);
         assert_eq!(series_keys(&second.state), ["AAPL"]);
+    }
+
+    /// Issue "Every event exactly once", item 6: a record at or below the committed position is
+    /// a redelivery only when a committed range holds it; a range Lambda gave up on (between
+    /// committed ranges) is processed when it comes again, and a DLQ replay is processed once.
+    #[test]
+    fn below_the_high_water_mark_redeliveries_are_skipped_and_gaps_processed() {
+        let t0 = 1_795_496_400_000;
+        let config = config(None, &[], 5_000);
+        let data: Vec<(String, Vec<u8>, i64)> = (1..=30)
+            .map(|i| {
+                (
+                    format!("{i}"),
+                    trade(&format!("g-{i}"), "AAPL", t0 + i * 1_000, 1),
+                    t0 + i * 1_000,
+                )
+            })
+            .collect();
+        let records = as_records(&data);
+        let (a, rest) = records.split_at(10);
+        let (b, c) = rest.split_at(10);
+        let after_a = process_shard(&config, None, "s", a).unwrap();
+        // b (records 11-20) fails until Lambda gives up and sends its range to the DLQ.
+        let after_c = process_shard(&config, Some(after_a.state), "s", c).unwrap();
+        assert_eq!(
+            after_c.state.committed,
+            [("1".into(), "10".into()), ("21".into(), "30".into())]
+        );
+        let again_a = process_shard(&config, Some(after_c.state.clone()), "s", a).unwrap();
+        assert_eq!(
+            (again_a.stats.duplicates, again_a.stats.events),
+            (10, 0),
+            "a redelivery"
+        );
+        let gap = process_shard(&config, Some(after_c.state.clone()), "s", b).unwrap();
+        assert_eq!(
+            (gap.stats.duplicates, gap.stats.events),
+            (0, 10),
+            "a gap is processed"
+        );
+        assert_eq!(gap.stats.late, 10, "behind the watermark: late, and in raw");
+        assert_eq!(
+            gap.state.last_sequence.as_deref(),
+            Some("30"),
+            "the high-water mark stays"
+        );
+
+        // The DLQ replay: the range's records, read again, processed once.
+        let all = records.clone();
+        let first = process_replay(&config, Some(after_c.state), "s", &all, ("11", "20")).unwrap();
+        assert_eq!((first.stats.events, first.stats.duplicates), (10, 20));
+        assert_eq!(first.state.replayed, [("11".into(), "20".into())]);
+        let second = process_replay(&config, Some(first.state), "s", &all, ("11", "20")).unwrap();
+        assert_eq!(second.stats.events, 0, "a second replay changes nothing");
     }
 
     /// The `sum` of the AAPL row of `window` and `metric` starting at `start`.

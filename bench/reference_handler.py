@@ -336,7 +336,8 @@ def decode(data: bytes, arrival_ms: int | None):
     except ValueError as e:
         raise _invalid("event_time", str(e)) from None
     if not MIN_EVENT_TIME_MS <= t < MAX_EVENT_TIME_MS:
-        raise _invalid("event_time", f"{time_text} is outside 2000-01-01..2100-01-01")
+        raise Rejected("out_of_range", f"field `event_time`: {time_text} is outside the accepted range "
+                       "2000-01-01..2100-01-01 (the tables' partition projection)")
     if arrival_ms is not None and t > arrival_ms + MAX_FUTURE_SKEW_MS:
         raise _invalid("event_time",
                        f"{time_text} is {(t - arrival_ms) // 60_000} min after the record arrived")

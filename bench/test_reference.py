@@ -209,7 +209,7 @@ def test_validation_matches_sluice(batches, tmp_path):
     assert report.ok, report.text()
     quarantine = compare._frames(python)["quarantine"]
     assert set(quarantine["reason_code"]) == {
-        "malformed_json", "wrong_type", "missing_field", "unknown_scenario", "invalid_value"}
+        "malformed_json", "wrong_type", "missing_field", "unknown_scenario", "invalid_value", "out_of_range"}
     assert report.counts["quarantine"] == len(quarantine) > 50
 
 

@@ -724,3 +724,10 @@ def test_alarms_on_sluice_metrics_name_metrics_the_code_emits(repo: Repo, aws: M
                 watched.add(m["metric_name"])
                 assert m["metric_name"] in counters, f"alarm {name} watches {m['metric_name']}, which no code emits"
     assert {"state_fallbacks", "keys_on_several_shards", "quarantined", "records_in"} <= watched
+
+
+def test_the_decoder_accepts_exactly_the_projected_time_range(aws: Module):
+    """One accepted time range: the decoder's first accepted day is the first day the Glue
+    partition projection covers, so no accepted event lands in a partition Athena never reads."""
+    assert env_assignments(aws, "aggregate", "SLUICE_ACCEPTED_FROM") == ["var.projection_start_date"]
+    assert "${var.projection_start_date},NOW" in str(aws.locals["projection_common"]["projection.dt.range"])

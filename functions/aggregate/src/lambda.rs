@@ -5,6 +5,7 @@
 //! | `SLUICE_BUCKET` | lake and state bucket (required) |
 //! | `SLUICE_LATENESS` | allowed lateness, e.g. `5s` (default 5s) |
 //! | `SLUICE_IDLE_TIMEOUT` | a sweep closes the windows of a shard whose last event arrived longer ago than this, e.g. `1m` (default 1m) |
+//! | `SLUICE_ACCEPTED_FROM` | first accepted event date, `yyyy-mm-dd` (Terraform: `projection_start_date`); earlier events are quarantined as `out_of_range` (default 2000-01-01) |
 //! | `SLUICE_SERIES_TTL` | detector series of a key without a window for this long (event time) are evicted, e.g. `1d` (default 1d) |
 //! | `SLUICE_WINDOWS` | extra window specs for every stream, comma-separated (e.g. `sliding:30s`) |
 //! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions (`*.toml`) in the bucket; the built-in definitions when unset |
@@ -74,6 +75,20 @@ pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
     if let Some(idle) = optional_env("SLUICE_IDLE_TIMEOUT") {
         settings.idle_timeout_ms = sluice_core::time::parse_duration_ms(&idle)
             .map_err(|e| ConfigError::invalid("SLUICE_IDLE_TIMEOUT", &idle, e.to_string()))?;
+    }
+    if let Some(date) = optional_env("SLUICE_ACCEPTED_FROM") {
+        let from = sluice_core::time::parse_timestamp_ms(
+            &format!("{date}T00:00:00Z"),
+            sluice_core::time::Offset::Required,
+        )
+        .map_err(|e| {
+            ConfigError::invalid(
+                "SLUICE_ACCEPTED_FROM",
+                &date,
+                format!("expected yyyy-mm-dd: {e}"),
+            )
+        })?;
+        settings.aggregate = settings.aggregate.with_accepted_from(from);
     }
     if let Some(ttl) = optional_env("SLUICE_SERIES_TTL") {
         settings.aggregate.series_ttl_ms = sluice_core::time::parse_duration_ms(&ttl)

@@ -113,6 +113,12 @@ impl AggregateConfig {
         })
     }
 
+    /// Accepts event times from `from_ms` on (see [`Decoder::with_accepted_from`]).
+    pub fn with_accepted_from(mut self, from_ms: i64) -> Self {
+        self.decoder = self.decoder.with_accepted_from(from_ms);
+        self
+    }
+
     /// The shipped definitions with the default lateness.
     pub fn builtin() -> Self {
         Self::new(StreamSet::builtin(), &[], DEFAULT_ALLOWED_LATENESS_MS)

@@ -464,7 +464,7 @@ pub static QUARANTINE: Table = Table {
         col(
             "reason_code",
             ColumnType::String,
-            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, malformed_envelope (the record's data in the trigger was not base64; raw holds its text), or duplicate_conflict (an event id seen before with other bytes; the first copy stands)",
+            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, malformed_envelope (the record's data in the trigger was not base64; raw holds its text), duplicate_conflict (an event id seen before with other bytes; the first copy stands), or out_of_range (an event time outside the tables' partition projection)",
         ),
         col(
             "reason",

@@ -60,6 +60,10 @@ pub enum DecodeError {
     },
     #[error("field `{field}`: {reason}")]
     Invalid { field: String, reason: String },
+    /// An event time outside the accepted range: it would land in a partition the tables do not
+    /// project (Athena would never read it).
+    #[error("field `{field}`: {reason}")]
+    OutOfRange { field: String, reason: String },
 }
 
 impl DecodeError {
@@ -73,6 +77,7 @@ impl DecodeError {
             // The name predates stream definitions; kept so queries grouping by it still work.
             DecodeError::UnknownStream { .. } => "unknown_scenario",
             DecodeError::Invalid { .. } => "invalid_value",
+            DecodeError::OutOfRange { .. } => "out_of_range",
         }
     }
 
@@ -81,6 +86,7 @@ impl DecodeError {
         match self {
             DecodeError::WrongType { field, .. }
             | DecodeError::Invalid { field, .. }
+            | DecodeError::OutOfRange { field, .. }
             | DecodeError::Missing(field) => Some(field),
             _ => None,
         }
@@ -123,11 +129,13 @@ pub struct Decoder {
     /// `u16::MAX` for none yet. Producers send members in a stable order, so the next member
     /// is nearly always predicted with one comparison. Only a hint: results never depend on it.
     successor: Vec<AtomicU16>,
+    /// Earliest accepted event time (ms); see [`Decoder::with_accepted_from`].
+    accepted_from_ms: i64,
 }
 
 impl Clone for Decoder {
     fn clone(&self) -> Self {
-        Self::new(self.set.clone())
+        Self::new(self.set.clone()).with_accepted_from(self.accepted_from_ms)
     }
 }
 
@@ -180,7 +188,17 @@ impl Decoder {
             nested,
             plans,
             successor,
+            accepted_from_ms: MIN_EVENT_TIME_MS,
         }
+    }
+
+    /// Accepts event times from `from_ms` (ms since the epoch, at least 2000-01-01) on: the
+    /// first day of the tables' partition projection (Terraform's `projection_start_date`,
+    /// `SLUICE_ACCEPTED_FROM`), so that no accepted event lands in a partition Athena never
+    /// reads. Earlier events are quarantined as `out_of_range`.
+    pub fn with_accepted_from(mut self, from_ms: i64) -> Self {
+        self.accepted_from_ms = from_ms.clamp(MIN_EVENT_TIME_MS, MAX_EVENT_TIME_MS);
+        self
     }
 
     /// The index of member `name`, given the member before it in this record.
@@ -346,7 +364,7 @@ impl Decoder {
             if i == def.time_field
                 && let Value::Time(t) = value
             {
-                plausible_time(field, t, arrival_ms)?;
+                plausible_time(field, t, arrival_ms, self.accepted_from_ms)?;
             }
             if Some(i) == def.dedup || i == def.key {
                 match &value {
@@ -408,17 +426,23 @@ fn agrees_with_aliases(
     Ok(())
 }
 
-/// Event times outside [`MIN_EVENT_TIME_MS`, `MAX_EVENT_TIME_MS`), or more than
-/// [`MAX_FUTURE_SKEW_MS`] after the record's arrival, are producer bugs.
-fn plausible_time(field: &FieldDef, t: i64, arrival_ms: Option<i64>) -> Result<(), DecodeError> {
-    if !(MIN_EVENT_TIME_MS..MAX_EVENT_TIME_MS).contains(&t) {
-        return Err(invalid(
-            field,
-            format!(
-                "{} is outside 2000-01-01..2100-01-01",
-                crate::time::format_rfc3339_ms(t)
+/// Event times outside [`accepted_from_ms`, `MAX_EVENT_TIME_MS`) are out of the tables'
+/// range; more than [`MAX_FUTURE_SKEW_MS`] after the record's arrival, a producer bug.
+fn plausible_time(
+    field: &FieldDef,
+    t: i64,
+    arrival_ms: Option<i64>,
+    accepted_from_ms: i64,
+) -> Result<(), DecodeError> {
+    if !(accepted_from_ms..MAX_EVENT_TIME_MS).contains(&t) {
+        return Err(DecodeError::OutOfRange {
+            field: field.name.clone(),
+            reason: format!(
+                "{} is outside the accepted range {}..2100-01-01 (the tables' partition projection)",
+                crate::time::format_rfc3339_ms(t),
+                crate::time::format_date(accepted_from_ms),
             ),
-        ));
+        });
     }
     if let Some(arrival) = arrival_ms
         && t > arrival + MAX_FUTURE_SKEW_MS

@@ -79,7 +79,8 @@ fn shipped_definitions_decode_like_the_scenario_decoder() {
         (trade.replace("BUY", "HOLD"), Some("invalid_value")),
         (trade.replace("trades", "weather"), Some("unknown_scenario")),
         (trade.replace(r#""scenario":"trades","#, ""), Some("missing_field")),
-        (trade.replace("2026-11-24T05:00:00.250Z", "1970-01-01T00:00:00Z"), Some("invalid_value")),
+        // `invalid_value` before the accepted time range had its own reason (issue 16, item 9).
+        (trade.replace("2026-11-24T05:00:00.250Z", "1970-01-01T00:00:00Z"), Some("out_of_range")),
         (trade.replace(".250Z", ".250"), Some("invalid_value")),
         (trade.replace(r#""key":"TSLA","symbol":"TSLA""#, r#""key":"TSLA""#), None),
         (trade.replace(r#""event_id":"e1""#, r#""event_id":"  ""#), Some("invalid_value")),
@@ -285,4 +286,50 @@ fn the_route_picks_the_definition_and_an_unknown_one_is_named() {
     );
     let one = parse("x.toml", STOCKS).unwrap();
     assert!(one.route.is_none(), "a lone stream needs no route");
+}
+
+#[test]
+fn event_times_before_the_accepted_range_are_out_of_range() {
+    let set = crate::stream::StreamSet::builtin();
+    let decoder = Decoder::new(set.clone()).with_accepted_from(1_735_689_600_000); // 2025-01-01
+    let trade = |t: &str| {
+        format!(
+            r#"{{"scenario":"trades","event_id":"e","event_time":"{t}","symbol":"AAPL","side":"BUY","price":1.0,"quantity":1,"trade_type":"LIMIT"}}"#
+        )
+    };
+    let old = decoder
+        .decode(trade("2024-12-31T23:59:59Z").as_bytes(), None)
+        .unwrap_err();
+    assert_eq!(old.error.code(), "out_of_range");
+    assert!(
+        old.error.to_string().contains("2025-01-01"),
+        "{}",
+        old.error
+    );
+    assert!(
+        decoder
+            .decode(trade("2025-01-01T00:00:00Z").as_bytes(), None)
+            .is_ok()
+    );
+    assert!(
+        decoder
+            .clone()
+            .decode(trade("2024-06-01T00:00:00Z").as_bytes(), None)
+            .is_err(),
+        "a clone keeps the range"
+    );
+    let default = Decoder::new(set);
+    assert!(
+        default
+            .decode(trade("2024-12-31T23:59:59Z").as_bytes(), None)
+            .is_ok()
+    );
+    assert_eq!(
+        default
+            .decode(trade("1999-12-31T23:59:59Z").as_bytes(), None)
+            .unwrap_err()
+            .error
+            .code(),
+        "out_of_range"
+    );
 }

@@ -34,6 +34,9 @@ step "ruff (the Python tests, fixtures and bench)"
 "$VENVS/e2e/bin/ruff" check --no-cache tests bench
 
 step "cargo nextest (unit, property, handler and adapter tests; S3 conformance on moto)"
+# The fault-injection harness saves a few of its lakes here; tests/test_fault_lakes.py reads
+# them with DuckDB in the end-to-end step.
+export SLUICE_FAULT_LAKES="${SLUICE_FAULT_LAKES:-$(mktemp -d)}"
 SLUICE_MOTO_SERVER="$VENVS/aws/bin/moto_server" cargo nextest run --workspace
 
 step "build the sluice CLI and the Lambda binaries"

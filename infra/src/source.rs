@@ -53,6 +53,72 @@ impl KinesisRangeSource {
         }
     }
 
+    /// The shards of the stream named `stream` that are closed (a reshard split or merged them:
+    /// their `SequenceNumberRange` has an `EndingSequenceNumber`).
+    pub async fn closed_shards(&self, stream: &str) -> Result<Vec<String>, ReadError> {
+        let mut closed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = match &token {
+                Some(t) => self.client.list_shards().next_token(t),
+                None => self.client.list_shards().stream_name(stream),
+            };
+            let page = request.send().await.map_err(read_error)?;
+            for shard in page.shards() {
+                let ended = shard
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some();
+                if ended {
+                    closed.push(shard.shard_id().to_string());
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(closed);
+            }
+        }
+    }
+
+    /// Whether the shard holds a record after `sequence` (reads at most a few pages: a closed
+    /// shard read to its end returns no records, then no next iterator).
+    pub async fn has_records_after(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        sequence: &str,
+    ) -> Result<bool, ReadError> {
+        let iterator = self
+            .client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard_id)
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(sequence)
+            .send()
+            .await
+            .map_err(read_error)?;
+        let mut next = iterator.shard_iterator().map(str::to_string);
+        for _ in 0..5 {
+            let Some(it) = next.take() else {
+                return Ok(false);
+            };
+            let page = self
+                .client
+                .get_records()
+                .shard_iterator(it)
+                .limit(1)
+                .send()
+                .await
+                .map_err(read_error)?;
+            if !page.records().is_empty() {
+                return Ok(true);
+            }
+            next = page.next_shard_iterator().map(str::to_string);
+        }
+        Ok(false)
+    }
+
     /// Every record of `shard_id` from `first` to `last` (sequence numbers, inclusive), in
     /// order. Records past the stream's retention are gone: an error that says so, not
     /// retryable.

@@ -304,3 +304,40 @@ def test_aggregate_without_bucket_is_an_init_error_naming_the_variable(lambda_bi
     text = "\n".join(e.text() for e in fn.api.init_errors) + "\n" + fn.output()
     assert "SLUICE_BUCKET" in text, f"the error must name SLUICE_BUCKET:\n{text}"
     assert fn.api.next_polls == 0 or fn.api.init_errors, "it polled for events despite the missing variable"
+
+
+def test_a_shard_closed_by_a_reshard_is_flushed_and_retired_by_the_sweep(lambda_binaries, aws, resources, start_lambda):
+    """Issue "Every event exactly once", item 2: after a reshard, the sweep asks Kinesis
+    (ListShards) which shards are closed and whether anything follows their committed position;
+    a drained parent has every window flushed and its state retired, and later sweeps pass it by."""
+    res, kinesis, s3 = resources, aws["kinesis"], aws["s3"]
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    trades = [{"scenario": "trades", "event_id": f"r-{i}", "event_time": aws_helpers.rfc3339(now - dt.timedelta(seconds=30 - i)),
+               "symbol": "AAPL", "side": "BUY", "price": 190.0, "quantity": 1, "trade_type": "LIMIT"} for i in range(20)]
+    kinesis.put_records(StreamName=res.stream, Records=[
+        {"Data": json.dumps(t).encode(), "PartitionKey": "AAPL"} for t in trades])
+    by_shard = {s: r for s, r in aws_helpers.read_stream(kinesis, res.stream).items() if r}
+    [(parent, _)] = by_shard.items()
+    aggregate = start_lambda(lambda_binaries["aggregate"], "sluice-aggregate-reshard",
+                             {**base_env(aws, res), "SLUICE_LATENESS": "5s", "SLUICE_WINDOWS": ""})
+    aws_helpers.deliver_all(aggregate, res.stream_arn, by_shard, timeout=INVOKE_TIMEOUT)
+    windows_before = [k for k in aws_helpers.list_objects(s3, res.bucket, "windows/")]
+
+    hash_range = next(s["HashKeyRange"] for s in kinesis.list_shards(StreamName=res.stream)["Shards"]
+                      if s["ShardId"] == parent)
+    middle = (int(hash_range["StartingHashKey"]) + int(hash_range["EndingHashKey"])) // 2
+    kinesis.split_shard(StreamName=res.stream, ShardToSplit=parent, NewStartingHashKey=str(middle))
+    aggregate.invoke_ok(aws_helpers.scheduled_event(now), timeout=INVOKE_TIMEOUT)
+
+    states = aws_helpers.list_objects(s3, res.bucket, f"state/aggregate/{res.stream}/{parent}/")
+    newest = json.loads(s3.get_object(Bucket=res.bucket, Key=max(states))["Body"].read())
+    assert newest.get("retired") is True, "the drained parent's state is retired"
+    windows = aws_helpers.list_objects(s3, res.bucket, "windows/")
+    flushed = sorted(set(windows) - set(windows_before))
+    assert flushed and all(parent in k for k in flushed), f"the parent's open windows were written: {flushed}"
+    rows = [r for t in read_all(s3, res.bucket, list(windows)) for r in t.to_pylist()]
+    minute = [r for r in rows if r["window_name"] == "tumbling_1m" and r["metric"] == "price"]
+    assert sum(r["count"] for r in minute) == 20, "every trade in its one-minute window, once"
+    aggregate.invoke_ok(aws_helpers.scheduled_event(now), timeout=INVOKE_TIMEOUT)
+    assert aws_helpers.list_objects(s3, res.bucket, f"state/aggregate/{res.stream}/{parent}/") == states, (
+        "a retired shard is passed by")

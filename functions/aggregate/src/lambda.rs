@@ -20,10 +20,49 @@ use sluice_infra::streams;
 
 use sluice_core::stream::StreamSet;
 
-use crate::{Deps, HandlerError, RangeReader, ReadRangeError, ReadRecord, Settings, SettingsError};
+use crate::{
+    Deps, HandlerError, RangeReader, ReadRangeError, ReadRecord, Settings, SettingsError,
+    ShardDirectory,
+};
 
-/// The DLQ replay's records, read again from Kinesis.
+/// The DLQ replay's records, read again from Kinesis; and the sweep's view of a reshard.
 struct KinesisReader(KinesisRangeSource);
+
+fn stream_error(
+    stream: &str,
+    shard_id: &str,
+    e: sluice_infra::source::ReadError,
+) -> ReadRangeError {
+    ReadRangeError {
+        shard_id: format!("{stream}/{shard_id}"),
+        first: String::new(),
+        last: String::new(),
+        message: e.message,
+        retryable: e.retryable,
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardDirectory for KinesisReader {
+    async fn closed_shards(&self, stream: &str) -> Result<Vec<String>, ReadRangeError> {
+        self.0
+            .closed_shards(stream)
+            .await
+            .map_err(|e| stream_error(stream, "*", e))
+    }
+
+    async fn has_records_after(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        sequence: &str,
+    ) -> Result<bool, ReadRangeError> {
+        self.0
+            .has_records_after(stream, shard_id, sequence)
+            .await
+            .map_err(|e| stream_error(stream, shard_id, e))
+    }
+}
 
 #[async_trait::async_trait]
 impl RangeReader for KinesisReader {
@@ -115,7 +154,9 @@ impl Deps {
             ConfigError::invalid("SLUICE_STREAMS_PREFIX", &prefix, e)
         })?;
         let reader = Arc::new(KinesisReader(KinesisRangeSource::new(&config)));
-        Ok(Deps::new(store, settings, Default::default()).with_range_reader(reader))
+        Ok(Deps::new(store, settings, Default::default())
+            .with_range_reader(reader.clone())
+            .with_shard_directory(reader))
     }
 }
 

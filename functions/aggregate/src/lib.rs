@@ -156,12 +156,29 @@ pub trait RangeReader: Send + Sync {
     ) -> Result<Vec<ReadRecord>, ReadRangeError>;
 }
 
+/// What the sweep asks the stream about a reshard (Kinesis `ListShards`, then
+/// `GetShardIterator AFTER_SEQUENCE_NUMBER` and `GetRecords`).
+#[async_trait::async_trait]
+pub trait ShardDirectory: Send + Sync {
+    /// The shards of `stream` (its name) that a reshard closed.
+    async fn closed_shards(&self, stream: &str) -> Result<Vec<String>, ReadRangeError>;
+    /// Whether `shard_id` holds any record after `sequence`.
+    async fn has_records_after(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        sequence: &str,
+    ) -> Result<bool, ReadRangeError>;
+}
+
 pub struct Deps {
     pub store: Arc<dyn ObjectStore>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     /// Where a replay reads records from; replays are refused without one.
     pub range_reader: Option<Arc<dyn RangeReader>>,
+    /// Where the sweep learns which shards a reshard closed; without one none is retired.
+    pub shard_directory: Option<Arc<dyn ShardDirectory>>,
     /// State key → ETag of the state whose pending objects this instance has published: a
     /// warm instance does not publish them again.
     published: Mutex<HashMap<String, ETag>>,
@@ -174,8 +191,15 @@ impl Deps {
             settings,
             metrics,
             range_reader: None,
+            shard_directory: None,
             published: Mutex::default(),
         }
+    }
+
+    /// With a directory of closed shards, for the sweep to retire them.
+    pub fn with_shard_directory(mut self, directory: Arc<dyn ShardDirectory>) -> Self {
+        self.shard_directory = Some(directory);
+        self
     }
 
     /// With a reader for DLQ replays.
@@ -503,6 +527,8 @@ pub struct SweepReport {
     pub keys_on_several_shards: usize,
     /// Bytes of every shard state read.
     pub state_bytes: usize,
+    /// Shards a reshard closed whose every record was committed: flushed and retired.
+    pub retired: usize,
     pub stats: BatchStats,
 }
 
@@ -517,9 +543,34 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
     let mut report = SweepReport::default();
     let mut first_error = None;
     let mut open_keys = Vec::new();
+    let mut closed: HashMap<String, Vec<String>> = HashMap::new();
     for dir in state::shard_dirs(prefix, &keys) {
         let shard_id = dir.rsplit('/').next().unwrap_or_default();
-        match sweep_one(deps, &dir, shard_id, now_ms, &mut open_keys, &mut report).await {
+        let stream = dir.rsplit('/').nth(1).unwrap_or_default().to_string();
+        let closed_here = match &deps.shard_directory {
+            Some(directory) if !closed.contains_key(&stream) => {
+                let shards = directory.closed_shards(&stream).await?;
+                closed
+                    .entry(stream.clone())
+                    .or_insert(shards)
+                    .contains(&shard_id.to_string())
+            }
+            _ => closed
+                .get(&stream)
+                .is_some_and(|shards| shards.iter().any(|s| s == shard_id)),
+        };
+        let closed_shard = closed_here.then_some(stream.as_str());
+        match sweep_one(
+            deps,
+            &dir,
+            shard_id,
+            now_ms,
+            closed_shard,
+            &mut open_keys,
+            &mut report,
+        )
+        .await
+        {
             Ok(None) => {}
             Ok(Some(stats)) => {
                 report.swept += 1;
@@ -581,11 +632,13 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
     }
 }
 
+/// Sweeps one shard's state; `closed_in` names the stream when a reshard closed the shard.
 async fn sweep_one(
     deps: &Deps,
     dir: &str,
     shard_id: &str,
     now_ms: i64,
+    closed_in: Option<&str>,
     open_keys: &mut Vec<Vec<(String, String)>>,
     report: &mut SweepReport,
 ) -> Result<Option<BatchStats>, HandlerError> {
@@ -593,8 +646,30 @@ async fn sweep_one(
     let Some(prior) = loaded.state.take() else {
         return Ok(None);
     };
-    open_keys.push(prior.open_keys());
+    if prior.retired {
+        return Ok(None);
+    }
     report.state_bytes += loaded.bytes;
+    if let (Some(stream), Some(directory), Some(last)) = (
+        closed_in,
+        &deps.shard_directory,
+        prior.last_sequence.as_deref(),
+    ) && !directory.has_records_after(stream, shard_id, last).await?
+    {
+        // Closed by a reshard and every record committed: close every window and retire it.
+        let mut processed = flush_shard(&deps.settings.aggregate, prior, shard_id)?;
+        processed.state.retired = true;
+        processed.time_ms = Some(now_ms);
+        report.retired += 1;
+        tracing::info!(
+            shard_id,
+            "closed shard drained: windows flushed, state retired"
+        );
+        return commit(deps, dir, &loaded, processed, "retire")
+            .await
+            .map(Some);
+    }
+    open_keys.push(prior.open_keys());
     let s = &deps.settings;
     let Some(processed) = sweep_shard(&s.aggregate, prior, shard_id, now_ms, s.idle_timeout_ms)?
     else {

@@ -34,6 +34,10 @@ pub struct ShardState {
     pub format: u32,
     /// Highest sequence number whose effects are committed.
     pub last_sequence: Option<String>,
+    /// The shard is closed (a reshard) and every record of it is committed: its windows were
+    /// flushed and the sweep passes it by.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     /// Fingerprint of the window/detector configuration the state was built with.
     pub config: String,
     pub aggregator: AggregatorState,
@@ -401,6 +405,7 @@ fn process(
         state: ShardState {
             format: STATE_FORMAT,
             last_sequence: Some(last_sequence),
+            retired: prior.retired,
             config: fingerprint,
             aggregator: aggregator.snapshot(),
             committed,
@@ -460,6 +465,7 @@ pub fn sweep_shard(
         state: ShardState {
             format: STATE_FORMAT,
             last_sequence: prior.last_sequence,
+            retired: prior.retired,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
             committed: prior.committed,
@@ -504,6 +510,7 @@ pub fn flush_shard(
         state: ShardState {
             format: STATE_FORMAT,
             last_sequence: prior.last_sequence,
+            retired: prior.retired,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
             committed: prior.committed,

@@ -44,8 +44,9 @@ def test_each_event_is_in_raw_once(lakes):
 
 def test_windows_equal_the_one_pass_reference(lakes):
     reference, schedules = lakes
+    # The harness adds a tumbling_2m window halfway (a configuration change): its rows are new.
     sql = """SELECT window_name, scope, key, metric, epoch_ms(window_start), count, sum, min, max, first, last
-             FROM windows ORDER BY ALL"""
+             FROM windows WHERE window_name <> 'tumbling_2m' ORDER BY ALL"""
     want = query(reference, sql)
     assert want
     for lake in schedules:

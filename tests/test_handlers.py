@@ -324,3 +324,35 @@ def test_a_dlq_range_is_replayed_once(sluice, tmp_path):
     assert digest(tmp_path / "lake") == before, "a second replay writes nothing"
     missing = sluice("replay", "--dlq-message", message, "--lake", tmp_path / "lake", check=False)
     assert missing.returncode != 0 and "--records" in missing.stderr
+
+
+def test_percentiles_of_a_host_spread_over_shards_come_from_merged_sketches(sluice, tmp_path):
+    # windows_merged in `sluice query` merges the rows' DDSketches: the p50/p95/p99 of a window
+    # spread over two shards equal those one shard writes for all its events.
+    readings = [json.dumps({"scenario": "telemetry", "event_id": f"t-{i}", "event_time": f"2026-11-24T05:00:{i:02d}Z",
+                            "host": "h1", "cpu_pct": 10.0, "mem_pct": 20.0, "error_count": 0,
+                            "latency_ms": float((i * 37) % 53 + 1)}).encode() for i in range(50)]
+    closer = json.dumps({"scenario": "telemetry", "event_id": "t-end", "event_time": "2026-11-24T05:02:00Z",
+                         "host": "h2", "cpu_pct": 1.0, "mem_pct": 1.0, "error_count": 0, "latency_ms": 1.0}).encode()
+
+    def lake_of(name, shards):
+        lake = tmp_path / name
+        for shard, payloads in shards.items():
+            event = tmp_path / f"{name}-{shard}.json"
+            event.write_text(json.dumps(kinesis_event(payloads + [closer], shard=shard, arrival=1795496520.0)))
+            sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+        return lake
+
+    one = lake_of("one", {"shardId-000000000000": readings})
+    spread = lake_of("spread", {"shardId-000000000000": readings[:20], "shardId-000000000001": readings[20:]})
+    where = "WHERE key = 'h1' AND window_name = 'tumbling_1m' AND metric = 'latency_ms'"
+
+    def row(lake, table):
+        out = sluice("query", "--lake", lake, "--format", "json",
+                     f"SELECT count, p50, p95, p99 FROM {table} {where}").stdout
+        [line] = out.splitlines()
+        return json.loads(line)
+
+    want = row(one, "windows")
+    assert want["count"] == 50 and want["p95"] > want["p50"]
+    assert row(spread, "windows_merged") == want

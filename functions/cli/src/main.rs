@@ -19,6 +19,7 @@ mod payloads;
 mod query;
 mod replay;
 mod run;
+mod sketch_udaf;
 
 use clap::{Parser, Subcommand};
 

@@ -113,6 +113,26 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
 /// (`terraform/modules/aws/views/windows_merged.sql` is a copy).
 pub const WINDOWS_MERGED: &str = include_str!("../views/windows_merged.sql");
 
+/// The view's text for DataFusion: Athena's, where percentiles and distinct counts of rows
+/// merged from several shards come from their merged sketches instead of NULL.
+fn merged_view() -> anyhow::Result<String> {
+    let mut sql = WINDOWS_MERGED.to_string();
+    for (column, function, sketch) in crate::sketch_udaf::MERGED {
+        let athena = format!("CASE WHEN COUNT(*) = 1 THEN MAX({column}) END AS {column}");
+        anyhow::ensure!(
+            sql.contains(&athena),
+            "views/windows_merged.sql no longer says `{athena}`"
+        );
+        sql = sql.replace(
+            &athena,
+            &format!(
+                "CASE WHEN COUNT(*) = 1 THEN MAX({column}) ELSE {function}({sketch}) END AS {column}"
+            ),
+        );
+    }
+    Ok(sql)
+}
+
 /// A session with every lake table registered, and the `windows_merged` view. Tables with no data yet are empty, not errors.
 pub async fn session(lake: &Path, streams: &StreamSet) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new();
@@ -126,7 +146,8 @@ pub async fn session(lake: &Path, streams: &StreamSet) -> anyhow::Result<Session
     for table in schema::all_tables(streams) {
         register(&ctx, &root, &table).await?;
     }
-    ctx.sql(&format!("CREATE VIEW windows_merged AS {WINDOWS_MERGED}"))
+    crate::sketch_udaf::register(&ctx);
+    ctx.sql(&format!("CREATE VIEW windows_merged AS {}", merged_view()?))
         .await
         .context("creating the windows_merged view")?;
     Ok(ctx)

@@ -256,6 +256,16 @@ pub static WINDOWS: Table = Table {
             ColumnType::Float64,
             "Sum of weights (for VWAP: quantity); weighted_sum / weight_total = weighted_avg",
         ),
+        opt(
+            "quantile_sketch",
+            ColumnType::Binary,
+            "The DDSketch behind p50..p99 (JSON): merged over shards by sluice's windows_merged; null unless percentiles are declared",
+        ),
+        opt(
+            "distinct_sketch",
+            ColumnType::Binary,
+            "The set or HyperLogLog behind distinct_count (JSON): merged over shards by sluice's windows_merged; null unless declared",
+        ),
     ]),
     doc: Cow::Borrowed(
         "Closed event-time windows, one row per key, window and metric; partitioned by window end.",

@@ -169,6 +169,7 @@ pub fn windows_batch(
         Float64Builder::with_capacity(n),
         Float64Builder::with_capacity(n),
     );
+    let (mut quantile_sketch, mut distinct_sketch) = (BinaryBuilder::new(), BinaryBuilder::new());
     let names: Vec<Vec<String>> = config
         .streams
         .iter()
@@ -225,6 +226,22 @@ pub fn windows_batch(
         last_ordinal.append_option(last.then(|| ordinal(a.last_ordinal)));
         weighted_sum.append_option(a.weighted_avg.map(|_| a.weighted_sum));
         weight.append_option(a.weighted_avg.map(|_| a.weight));
+        let percentiles = [
+            Aggregate::P50,
+            Aggregate::P90,
+            Aggregate::P95,
+            Aggregate::P99,
+        ];
+        quantile_sketch.append_option(
+            a.quantile_sketch
+                .as_deref()
+                .filter(|_| percentiles.iter().any(|&p| has(p))),
+        );
+        distinct_sketch.append_option(
+            a.distinct_sketch
+                .as_deref()
+                .filter(|_| has(Aggregate::Distinct)),
+        );
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
@@ -251,6 +268,8 @@ pub fn windows_batch(
     columns.push(Arc::new(last_ordinal.finish()));
     columns.push(Arc::new(weighted_sum.finish()));
     columns.push(Arc::new(weight.finish()));
+    columns.push(Arc::new(quantile_sketch.finish()));
+    columns.push(Arc::new(distinct_sketch.finish()));
     finish(&schema::WINDOWS, columns)
 }
 

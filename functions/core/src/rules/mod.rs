@@ -254,6 +254,8 @@ severity = "warning"
                 last_ordinal: 5,
                 weighted_sum: 0.0,
                 weight: 0.0,
+                quantile_sketch: None,
+                distinct_sketch: None,
             },
         };
         let batch = crate::lake::windows_batch(

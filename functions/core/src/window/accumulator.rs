@@ -59,6 +59,10 @@ pub struct Aggregates {
     pub last_ordinal: u64,
     pub weighted_sum: f64,
     pub weight: f64,
+    /// The quantile sketch and the distinct-count sketch themselves (their JSON, as in the
+    /// state), for merging a window's rows from several shards; absent unless declared.
+    pub quantile_sketch: Option<Vec<u8>>,
+    pub distinct_sketch: Option<Vec<u8>>,
 }
 
 impl Accumulator {
@@ -177,6 +181,14 @@ impl Accumulator {
             last_ordinal: self.last.1,
             weighted_sum: self.weighted_sum,
             weight: self.weight,
+            quantile_sketch: self
+                .quantiles
+                .as_ref()
+                .and_then(|q| serde_json::to_vec(q).ok()),
+            distinct_sketch: self
+                .distinct
+                .as_ref()
+                .and_then(|d| serde_json::to_vec(d).ok()),
         }
     }
 }

@@ -5,7 +5,8 @@
 -- from count, avg and m2, open/close from the earliest first_time / latest last_time (ties
 -- broken by shard_id, then the arrival ordinal), VWAP from Σ weighted_sum / Σ weight_total.
 -- A row whose window only one shard saw passes through unchanged (partials = 1).
--- Percentiles and distinct counts cannot be merged from their values: NULL when partials > 1.
+-- Percentiles and distinct counts cannot be merged from their values: NULL when partials > 1
+-- here; `sluice query` merges the rows' quantile_sketch / distinct_sketch instead.
 -- Sliding and session windows are per event and per gap, not aligned: their rows are not
 -- merged, and are marked partial when the key has rows of that window from several shards.
 -- Runs unchanged on Athena (Trino) and DataFusion (`sluice query`).

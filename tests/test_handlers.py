@@ -46,6 +46,15 @@ GARBAGE = {
 }
 
 
+def lake_of(sluice, lake, shards, arrival=1795496520.0):
+    """A lake aggregated from shard id → payloads, each shard's as one batch arriving at 05:02."""
+    for shard, payloads in shards.items():
+        event = lake.parent / f"{lake.name}-{shard}.json"
+        event.write_text(json.dumps(kinesis_event(payloads, shard=shard, arrival=arrival)))
+        sluice("invoke", "aggregate", "--event", event, "--lake", lake)
+    return lake
+
+
 def digest(root):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -258,16 +267,9 @@ def test_a_key_spread_over_shards_is_one_candle_in_windows_merged(sluice, tmp_pa
                          "key": "MSFT", "symbol": "MSFT", "side": "BUY", "price": 1.0, "quantity": 1,
                          "trade_type": "LIMIT"}).encode()
 
-    def lake_of(name, shards):
-        lake = tmp_path / name
-        for shard, payloads in shards.items():
-            event = tmp_path / f"{name}-{shard}.json"
-            event.write_text(json.dumps(kinesis_event(payloads + [closer], shard=shard, arrival=1795496520.0)))
-            sluice("invoke", "aggregate", "--event", event, "--lake", lake)
-        return lake
-
-    one = lake_of("one", {"shardId-000000000000": trades})
-    spread = lake_of("spread", {"shardId-000000000000": trades[0::2], "shardId-000000000001": trades[1::2]})
+    one = lake_of(sluice, tmp_path / "one", {"shardId-000000000000": trades + [closer]})
+    spread = lake_of(sluice, tmp_path / "spread", {"shardId-000000000000": trades[0::2] + [closer],
+                                                   "shardId-000000000001": trades[1::2] + [closer]})
     columns = "count, sum, min, max, avg, stddev, first, last, weighted_avg"
     where = "WHERE key = 'AAPL' AND window_name = 'tumbling_1m' AND metric = 'price'"
 
@@ -335,16 +337,9 @@ def test_percentiles_of_a_host_spread_over_shards_come_from_merged_sketches(slui
     closer = json.dumps({"scenario": "telemetry", "event_id": "t-end", "event_time": "2026-11-24T05:02:00Z",
                          "host": "h2", "cpu_pct": 1.0, "mem_pct": 1.0, "error_count": 0, "latency_ms": 1.0}).encode()
 
-    def lake_of(name, shards):
-        lake = tmp_path / name
-        for shard, payloads in shards.items():
-            event = tmp_path / f"{name}-{shard}.json"
-            event.write_text(json.dumps(kinesis_event(payloads + [closer], shard=shard, arrival=1795496520.0)))
-            sluice("invoke", "aggregate", "--event", event, "--lake", lake)
-        return lake
-
-    one = lake_of("one", {"shardId-000000000000": readings})
-    spread = lake_of("spread", {"shardId-000000000000": readings[:20], "shardId-000000000001": readings[20:]})
+    one = lake_of(sluice, tmp_path / "one", {"shardId-000000000000": readings + [closer]})
+    spread = lake_of(sluice, tmp_path / "spread", {"shardId-000000000000": readings[:20] + [closer],
+                                                   "shardId-000000000001": readings[20:] + [closer]})
     where = "WHERE key = 'h1' AND window_name = 'tumbling_1m' AND metric = 'latency_ms'"
 
     def row(lake, table):

@@ -462,16 +462,14 @@ pub fn sweep_shard(
         batch: Some(batch),
         time_ms: Some(now_ms),
         objects,
+        // Positions carry over: no record was read.
         state: ShardState {
             format: STATE_FORMAT,
-            last_sequence: prior.last_sequence,
-            retired: prior.retired,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
-            committed: prior.committed,
-            replayed: prior.replayed,
             dedup,
             pending: Vec::new(),
+            ..prior
         },
         stats,
         warnings: restore_warnings(restored),
@@ -507,16 +505,13 @@ pub fn flush_shard(
         batch: Some(batch),
         time_ms,
         objects,
+        // Positions carry over: no record was read.
         state: ShardState {
             format: STATE_FORMAT,
-            last_sequence: prior.last_sequence,
-            retired: prior.retired,
             config: config.fingerprint(),
             aggregator: aggregator.snapshot(),
-            committed: prior.committed,
-            replayed: prior.replayed,
-            dedup: prior.dedup,
             pending: Vec::new(),
+            ..prior
         },
         stats,
         warnings,

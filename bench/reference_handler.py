@@ -108,21 +108,23 @@ def _o(name, ty):
 
 
 _LINEAGE = (_c("shard_id", pa.string()), _c("sequence_number", pa.string()), _c("arrival_time", _TS))
+# The position of a user record within a KPL aggregate; this handler reads plain records only.
+_SUB = _o("sub_sequence_number", pa.int64())
 RAW_SCHEMAS = {
     "trades": _schema(
         _c("event_id", pa.string()), _c("event_time", _TS), _c("symbol", pa.string()),
         _c("side", pa.string()), _c("price", pa.float64()), _c("quantity", pa.int64()),
-        _c("trade_type", pa.string()), *_LINEAGE),
+        _c("trade_type", pa.string()), *_LINEAGE, _SUB),
     "telemetry": _schema(
         _c("event_id", pa.string()), _c("event_time", _TS), _c("host", pa.string()),
         _c("cpu_pct", pa.float64()), _c("mem_pct", pa.float64()), _c("error_count", pa.int64()),
-        _c("latency_ms", pa.float64()), *_LINEAGE),
+        _c("latency_ms", pa.float64()), *_LINEAGE, _SUB),
     "clickstream": _schema(
         _c("event_id", pa.string()), _c("event_time", _TS), _c("user_id", pa.string()),
         _c("product_id", pa.string()), _c("action", pa.string()), _o("amount", pa.float64()),
-        *_LINEAGE),
+        *_LINEAGE, _SUB),
 }
-RAW_FIELDS = {s: RAW_SCHEMAS[s].names[3:-3] for s in SCENARIOS}
+RAW_FIELDS = {s: RAW_SCHEMAS[s].names[3:-4] for s in SCENARIOS}
 WINDOWS_SCHEMA = _schema(
     _c("key", pa.string()), _c("window_name", pa.string()), _c("window_kind", pa.string()),
     _c("window_start", _TS), _c("window_end", _TS), _c("metric", pa.string()),
@@ -141,10 +143,10 @@ ANOMALIES_SCHEMA = _schema(
     _c("scope", pa.string()), _c("shard_id", pa.string()))
 LATE_SCHEMA = _schema(
     _o("event_id", pa.string()), _c("key", pa.string()), _c("event_time", _TS),
-    _c("watermark", _TS), *_LINEAGE)
+    _c("watermark", _TS), *_LINEAGE, _SUB)
 QUARANTINE_SCHEMA = _schema(
     *_LINEAGE, _c("partition_key", pa.string()), _c("reason_code", pa.string()),
-    _c("reason", pa.string()), _c("raw", pa.binary()))
+    _c("reason", pa.string()), _c("raw", pa.binary()), _SUB)
 
 # --- decoding and validation (streams/*.toml, functions/core/src/stream/decode.rs) ---------------------------------
 
@@ -690,6 +692,7 @@ def process_shard(shard_id: str, records: list, result: Result,
             pa.array(columns[0], pa.string()), pa.array(t, _TS), pa.array(columns[2], pa.string()),
             *(pa.array(col, schema.field(f).type) for f, col in zip(fields, columns[3:])),
             pa.array([shard_id] * n, pa.string()), pa.array(seqs, pa.string()), pa.array(arrival, _TS),
+            pa.nulls(n, pa.int64()),
         ], schema=schema)
 
         # Raw events, one object per event hour, in arrival order.
@@ -713,7 +716,7 @@ def process_shard(shard_id: str, records: list, result: Result,
                 raw.column("event_id").take(idx), raw.column(2).take(idx),
                 raw.column("event_time").take(idx), pa.array(watermark_before[idx], _TS),
                 raw.column("shard_id").take(idx), raw.column("sequence_number").take(idx),
-                raw.column("arrival_time").take(idx)], schema=LATE_SCHEMA)
+                raw.column("arrival_time").take(idx), pa.nulls(len(idx), pa.int64())], schema=LATE_SCHEMA)
             late_hours = hours[idx]
             for hour in np.unique(late_hours):
                 result.objects[object_key("late", scenario, int(hour), batch)] = to_parquet(
@@ -777,6 +780,7 @@ def process_shard(shard_id: str, records: list, result: Result,
                 "reason_code": pa.array(code, pa.string()),
                 "reason": pa.array(reason, pa.string()),
                 "raw": pa.array(raw, pa.binary()),
+                "sub_sequence_number": pa.nulls(len(rows), pa.int64()),
             }, schema=QUARANTINE_SCHEMA)
             result.objects[object_key("quarantine", scenario, int(hour), batch)] = to_parquet(table)
 

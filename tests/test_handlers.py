@@ -351,3 +351,51 @@ def test_percentiles_of_a_host_spread_over_shards_come_from_merged_sketches(slui
     want = row(one, "windows")
     assert want["count"] == 50 and want["p95"] > want["p50"]
     assert row(spread, "windows_merged") == want
+
+
+def test_kpl_aggregated_records_are_unpacked_and_a_bad_digest_is_quarantined(sluice, tmp_path):
+    # Issue "Every real producer", item 1: records packed by AWS's reference aggregator
+    # (aws_kinesis_agg, what the KPL and many connectors write), mixed with a plain record, a
+    # one-record aggregate and an aggregate whose MD5 does not match.
+    from aws_kinesis_agg.aggregator import RecordAggregator
+
+    def order(i):
+        return json.dumps({"scenario": "trades", "event_id": f"k-{i}", "event_time": f"2026-11-24T05:00:{i:02d}Z",
+                           "symbol": ["AAPL", "MSFT", "TSLA"][i % 3], "side": "BUY", "price": 100.0 + i,
+                           "quantity": 1 + i, "trade_type": "LIMIT"}).encode()
+
+    def aggregate(indices):
+        agg = RecordAggregator()
+        for i in indices:
+            assert agg.add_user_record(["AAPL", "MSFT", "TSLA"][i % 3], order(i)) is None
+        _, _, data = agg.clear_and_get().get_contents()
+        return data
+
+    three = aggregate([0, 1, 2])
+    corrupt = bytearray(aggregate([4, 5]))
+    corrupt[10] ^= 0xFF
+    payloads = [three, order(3), aggregate([6]), bytes(corrupt), order(30)]
+    event = tmp_path / "kpl.json"
+    event.write_text(json.dumps(kinesis_event(payloads, first_seq=500, arrival=1795496401.0)))
+    lake = tmp_path / "lake"
+    out = json.loads(sluice("invoke", "aggregate", "--event", event, "--lake", lake).stdout)
+    assert out.get("batchItemFailures") == []
+    raw = sorted((r["event_id"], r["sequence_number"], r["sub_sequence_number"])
+                 for f in parquet_files(lake, "raw") for r in pq.read_table(f).to_pylist())
+    assert raw == [("k-0", "500", 0), ("k-1", "500", 1), ("k-2", "500", 2), ("k-3", "501", None),
+                   ("k-30", "504", None), ("k-6", "502", 0)]
+    [bad] = [r for f in parquet_files(lake, "quarantine") for r in pq.read_table(f).to_pylist()]
+    assert (bad["sequence_number"], bad["reason_code"], bad["raw"]) == ("503", "malformed_envelope", bytes(corrupt))
+    assert "MD5" in bad["reason"]
+
+    # The same events sent plain give the same window rows.
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(kinesis_event([order(i) for i in (0, 1, 2, 3, 6, 30)], first_seq=500,
+                                              arrival=1795496401.0)))
+    sluice("invoke", "aggregate", "--event", plain, "--lake", tmp_path / "plain")
+
+    def windows(root):
+        return sorted((r["window_name"], r["key"], r["metric"], r["window_start"], r["count"], r["sum"])
+                      for f in parquet_files(root, "windows") for r in pq.read_table(f).to_pylist())
+
+    assert windows(lake) and windows(lake) == windows(tmp_path / "plain")

@@ -46,6 +46,7 @@ pub use sluice_core::shard::{
     keys_on_several_shards, pipeline_object, process_replay, process_shard, sweep_shard,
 };
 
+pub mod kpl;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod payload;
@@ -697,14 +698,35 @@ pub async fn replay(
         .as_ref()
         .ok_or(HandlerError::NoRangeReader)?;
     let read = reader.read(stream_arn, shard_id, first, last).await?;
-    let records: Vec<InRecord<'_>> = read
+    // Records read again are as the stream holds them: KPL aggregates are unpacked here too.
+    let mut unpacked: Vec<(ReadRecord, Option<u64>, Option<String>)> = Vec::new();
+    for r in read {
+        if !kpl::is_aggregated(&r.data) {
+            unpacked.push((r, None, None));
+            continue;
+        }
+        match kpl::unpack(&r.data) {
+            Ok(users) => unpacked.extend(users.into_iter().enumerate().map(|(i, u)| {
+                let user = ReadRecord {
+                    sequence: r.sequence.clone(),
+                    arrival_ms: r.arrival_ms,
+                    partition_key: u.partition_key,
+                    data: u.data,
+                };
+                (user, Some(i as u64), None)
+            })),
+            Err(e) => unpacked.push((r, None, Some(e.to_string()))),
+        }
+    }
+    let records: Vec<InRecord<'_>> = unpacked
         .iter()
-        .map(|r| InRecord {
+        .map(|(r, sub, error)| InRecord {
             sequence: &r.sequence,
             arrival_ms: r.arrival_ms,
             partition_key: &r.partition_key,
             data: &r.data,
-            envelope_error: None,
+            sub_sequence: *sub,
+            envelope_error: error.as_deref(),
         })
         .collect();
     let dir = state_dir(&deps.settings.state_prefix, stream_arn, shard_id);

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sluice_infra::sink::{LocalStreamLog, LogRecord};
 use thiserror::Error;
 
-use crate::InRecord;
+use crate::{InRecord, kpl};
 
 /// The Kinesis event Lambda delivers for `records` read from the stream `stream_arn`, every
 /// field as AWS fills it.
@@ -233,6 +233,8 @@ struct Record<'a> {
     sequence: Cow<'a, str>,
     arrival_ms: i64,
     data: Range<usize>,
+    /// Index of a user record within a KPL-aggregated record (see [`crate::kpl`]).
+    sub_sequence: Option<u64>,
     /// Why the record's data could not be read from the envelope (its base64 text is kept as
     /// the data, for the quarantine).
     envelope_error: Option<String>,
@@ -288,6 +290,43 @@ impl<'a> KinesisBatch<'a> {
                     index,
                     sequence: r.kinesis.sequence_number.to_string(),
                 })?;
+            if envelope_error.is_none() && kpl::is_aggregated(&data[start..]) {
+                // The user records replace the aggregate in the data buffer; an unreadable
+                // aggregate stays whole, quarantined with the reason.
+                match kpl::unpack(&data[start..]) {
+                    Ok(users) => {
+                        data.truncate(start);
+                        for (i, user) in users.into_iter().enumerate() {
+                            let from = data.len();
+                            data.extend_from_slice(&user.data);
+                            records.push(Record {
+                                event_id: r.event_id.clone(),
+                                event_source_arn: r.event_source_arn.clone(),
+                                partition_key: Cow::Owned(user.partition_key),
+                                sequence: r.kinesis.sequence_number.clone(),
+                                arrival_ms,
+                                data: from..data.len(),
+                                sub_sequence: Some(i as u64),
+                                envelope_error: None,
+                            });
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        records.push(Record {
+                            event_id: r.event_id,
+                            event_source_arn: r.event_source_arn,
+                            partition_key: r.kinesis.partition_key,
+                            sequence: r.kinesis.sequence_number,
+                            arrival_ms,
+                            data: start..data.len(),
+                            sub_sequence: None,
+                            envelope_error: Some(e.to_string()),
+                        });
+                        continue;
+                    }
+                }
+            }
             records.push(Record {
                 event_id: r.event_id,
                 event_source_arn: r.event_source_arn,
@@ -295,6 +334,7 @@ impl<'a> KinesisBatch<'a> {
                 sequence: r.kinesis.sequence_number,
                 arrival_ms,
                 data: start..data.len(),
+                sub_sequence: None,
                 envelope_error,
             });
         }
@@ -326,6 +366,7 @@ impl<'a> KinesisBatch<'a> {
                     arrival_ms: r.arrival_ms,
                     partition_key: &r.partition_key,
                     data: &self.data[r.data.clone()],
+                    sub_sequence: r.sub_sequence,
                     envelope_error: r.envelope_error.as_deref(),
                 },
             )

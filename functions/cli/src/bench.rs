@@ -129,6 +129,7 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
             shard_id: "shardId-bench",
             sequence_number: &sequence,
             arrival_ms: until,
+            sub_sequence_number: None,
         };
         let records = events
             .iter()

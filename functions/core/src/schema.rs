@@ -122,6 +122,14 @@ const ARRIVAL_TIME: Column = col(
 /// quarantine row.
 pub const LINEAGE: [Column; 3] = [SHARD_ID, SEQUENCE_NUMBER, ARRIVAL_TIME];
 
+/// A user record's position within a KPL-aggregated Kinesis record: the last column of raw,
+/// late and quarantine (added after the others, so older files simply lack it).
+pub const SUB_SEQUENCE_NUMBER: Column = opt(
+    "sub_sequence_number",
+    ColumnType::Int64,
+    "Index of the user record within a KPL-aggregated Kinesis record (with sequence_number, its position); null for a plain record",
+);
+
 pub static WINDOWS: Table = Table {
     name: Cow::Borrowed("windows"),
     prefix: Cow::Borrowed("windows"),
@@ -358,6 +366,7 @@ pub static LATE: Table = Table {
         SHARD_ID,
         SEQUENCE_NUMBER,
         ARRIVAL_TIME,
+        SUB_SEQUENCE_NUMBER,
     ]),
     doc: Cow::Borrowed(
         "Events that arrived after their windows closed: kept in raw, in no window.",
@@ -486,6 +495,7 @@ pub static QUARANTINE: Table = Table {
             ColumnType::Binary,
             "The record's bytes, exactly as received",
         ),
+        SUB_SEQUENCE_NUMBER,
     ]),
     doc: Cow::Borrowed(
         "Records that could not be decoded, with their bytes and the reason; partitioned by arrival.",
@@ -516,6 +526,7 @@ pub fn raw_table(def: &StreamDef) -> Table {
         })
         .collect();
     columns.extend(LINEAGE.iter().cloned());
+    columns.push(SUB_SEQUENCE_NUMBER);
     Table {
         name: Cow::Owned(def.name.clone()),
         prefix: Cow::Owned(format!("raw/scenario={}", def.name)),

@@ -67,6 +67,8 @@ pub struct InRecord<'a> {
     pub arrival_ms: i64,
     pub partition_key: &'a str,
     pub data: &'a [u8],
+    /// A user record's index within a KPL-aggregated record; `None` for a plain record.
+    pub sub_sequence: Option<u64>,
     /// Why the envelope's data could not be read (`data` then holds its text): quarantined.
     pub envelope_error: Option<&'a str>,
 }
@@ -305,6 +307,7 @@ fn process(
             shard_id,
             sequence_number: r.sequence,
             arrival_ms: r.arrival_ms,
+            sub_sequence_number: r.sub_sequence,
         };
         if let Some(reason) = r.envelope_error {
             quarantine.push(QuarantineRow {
@@ -761,6 +764,7 @@ mod tests {
                 arrival_ms: 1_795_496_400_000 + 600_000,
                 partition_key: "k",
                 data: bytes,
+                sub_sequence: None,
                 envelope_error: None,
             })
             .collect()
@@ -904,6 +908,7 @@ mod tests {
                 arrival_ms: *arrival,
                 partition_key: "k",
                 data: bytes,
+                sub_sequence: None,
                 envelope_error: None,
             })
             .collect()
@@ -1210,6 +1215,7 @@ mod tests {
                 arrival_ms: *arrival,
                 partition_key: "k",
                 data: bytes,
+                sub_sequence: None,
                 envelope_error: None,
             })
             .collect();

@@ -31,12 +31,15 @@ pub struct Lineage<'a> {
     pub shard_id: &'a str,
     pub sequence_number: &'a str,
     pub arrival_ms: i64,
+    /// A user record's index within a KPL-aggregated record; `None` for a plain record.
+    pub sub_sequence_number: Option<u64>,
 }
 
 struct LineageColumns {
     shard: StringBuilder,
     seq: StringBuilder,
     arrival: TimestampMillisecondBuilder,
+    sub: Int64Builder,
 }
 
 impl LineageColumns {
@@ -45,19 +48,28 @@ impl LineageColumns {
             shard: StringBuilder::with_capacity(n, n * 20),
             seq: StringBuilder::with_capacity(n, n * 24),
             arrival: utc_ms(n),
+            sub: Int64Builder::with_capacity(n),
         }
     }
     fn push(&mut self, l: &Lineage<'_>) {
         self.shard.append_value(l.shard_id);
         self.seq.append_value(l.sequence_number);
         self.arrival.append_value(l.arrival_ms);
+        self.sub.append_option(
+            l.sub_sequence_number
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        );
     }
-    fn finish(mut self) -> [ArrayRef; 3] {
-        [
-            Arc::new(self.shard.finish()),
-            Arc::new(self.seq.finish()),
-            Arc::new(self.arrival.finish()),
-        ]
+    /// The three lineage columns, and `sub_sequence_number` (the table's last column).
+    fn finish(mut self) -> ([ArrayRef; 3], ArrayRef) {
+        (
+            [
+                Arc::new(self.shard.finish()),
+                Arc::new(self.seq.finish()),
+                Arc::new(self.arrival.finish()),
+            ],
+            Arc::new(self.sub.finish()),
+        )
     }
 }
 
@@ -126,7 +138,9 @@ pub fn raw_batch(
         lineage.push(l);
     }
     let mut all: Vec<ArrayRef> = columns.into_iter().map(RawColumn::finish).collect();
-    all.extend(lineage.finish());
+    let (lineage, sub) = lineage.finish();
+    all.extend(lineage);
+    all.push(sub);
     finish(&schema::raw_table(def), all)
 }
 
@@ -348,7 +362,9 @@ pub fn late_batch(rows: &[&LateRow<'_>]) -> Result<RecordBatch, LakeError> {
         Arc::new(time.finish()),
         Arc::new(wm.finish()),
     ];
-    columns.extend(lineage.finish());
+    let (lineage, sub) = lineage.finish();
+    columns.extend(lineage);
+    columns.push(sub);
     finish(&schema::LATE, columns)
 }
 
@@ -377,12 +393,14 @@ pub fn quarantine_batch(rows: &[&QuarantineRow<'_>]) -> Result<RecordBatch, Lake
         reason.append_value(&r.reason);
         raw.append_value(r.raw);
     }
-    let mut columns: Vec<ArrayRef> = lineage.finish().to_vec();
+    let (lineage, sub) = lineage.finish();
+    let mut columns: Vec<ArrayRef> = lineage.to_vec();
     columns.extend([
         Arc::new(pk.finish()) as ArrayRef,
         Arc::new(code.finish()),
         Arc::new(reason.finish()),
         Arc::new(raw.finish()),
+        sub,
     ]);
     finish(&schema::QUARANTINE, columns)
 }
@@ -405,6 +423,7 @@ mod tests {
             shard_id: "s",
             sequence_number: "1",
             arrival_ms: 1_795_000_000_200,
+            sub_sequence_number: None,
         };
         let batch = raw_batch(def, r.stream, &[(&r, l)]).unwrap();
         let bytes = encode_raw(def, &batch).unwrap();

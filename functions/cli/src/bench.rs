@@ -41,6 +41,9 @@ pub enum BenchCommand {
         /// own few), to measure how per-key state scales.
         #[arg(long)]
         keys: Option<usize>,
+        /// Pack this many events into each Kinesis record, as the KPL aggregates them.
+        #[arg(long)]
+        kpl: Option<usize>,
         #[arg(long)]
         output: PathBuf,
     },
@@ -208,6 +211,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             rate,
             seed,
             keys,
+            kpl,
             output,
         } => {
             let scenario = Scenario::parse(&scenario)
@@ -222,23 +226,38 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     e.key = format!("key-{:04}", i % keys.max(1));
                 }
             }
+            let per_record = kpl.unwrap_or(1).max(1);
             let log: Vec<LogRecord> = events
-                .iter()
+                .chunks(per_record)
                 .enumerate()
-                .map(|(i, e)| LogRecord {
-                    shard: 0,
-                    sequence: 1_000_000 + i as u64,
-                    arrival_ms: until,
-                    partition_key: e.key.clone(),
-                    data: e.to_json(),
+                .map(|(i, chunk)| {
+                    let data = if kpl.is_some() {
+                        let jsons: Vec<(String, Vec<u8>)> =
+                            chunk.iter().map(|e| (e.key.clone(), e.to_json())).collect();
+                        let users: Vec<(&str, &[u8])> = jsons
+                            .iter()
+                            .map(|(k, d)| (k.as_str(), d.as_slice()))
+                            .collect();
+                        sluice_aggregate::kpl::pack(&users)
+                    } else {
+                        chunk[0].to_json()
+                    };
+                    LogRecord {
+                        shard: 0,
+                        sequence: 1_000_000 + i as u64,
+                        arrival_ms: until,
+                        partition_key: chunk[0].key.clone(),
+                        data,
+                    }
                 })
                 .collect();
             let json = payloads::kinesis_payload(&log);
             std::fs::write(&output, &json)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
-                "{} records, {:.1} MB as Lambda delivers them → {}",
+                "{} events in {} records, {:.1} MB as Lambda delivers them → {}",
                 records,
+                log.len(),
                 json.len() as f64 / 1e6,
                 output.display()
             );

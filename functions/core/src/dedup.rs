@@ -115,6 +115,27 @@ impl From<StoredIds> for SeenIds {
     }
 }
 
+/// A stable 32-bit hash of a record's bytes, eight bytes at a time (the record is hashed for
+/// every event, so FNV's byte at a time would cost a tenth of the batch): word-wise
+/// multiply-rotate, then MurmurHash3's finalizer. Stable across machines and releases, as the
+/// state keeps it.
+fn content_hash(bytes: &[u8]) -> u32 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        h = (h ^ word).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h ^ (h >> 32)) as u32
+}
+
 impl DedupState {
     /// Checks the event `id` of `stream` stamped `event_time_ms`, whose record bytes are
     /// `bytes`, against the ids seen, and remembers it when new. `oldest_ms` is the horizon's
@@ -132,7 +153,7 @@ impl DedupState {
             None => self.streams.entry(stream.to_string()).or_default(),
         };
         let id = stable_hash(id.as_bytes());
-        let content = stable_hash(bytes) as u32;
+        let content = content_hash(bytes);
         match ids.index.get(&id) {
             Some(&first) if first == content => Seen::Duplicate,
             Some(_) => Seen::Conflict,
@@ -176,6 +197,15 @@ impl DedupState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_content_hash_is_stable_and_tells_one_byte_apart() {
+        assert_eq!(content_hash(b""), content_hash(b""));
+        assert_ne!(content_hash(b"{\"a\":1}"), content_hash(b"{\"a\":2}"));
+        assert_ne!(content_hash(b"12345678"), content_hash(b"123456789"));
+        // Pinned: the state keeps these values, so they must not change between releases.
+        assert_eq!(content_hash(b"{\"event_id\":\"x\"}"), 0x464a_7b9a);
+    }
 
     #[test]
     fn first_copy_wins_and_conflicts_and_old_events_are_told_apart() {

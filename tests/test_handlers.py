@@ -161,19 +161,18 @@ def test_bench_aggregate_accounts_for_every_record(sluice, tmp_path):
 
 
 def test_aggregate_refuses_a_payload_of_another_trigger_naming_it(sluice, tmp_path):
-    """A Kafka event (Lambda's MSK shape) is not a Kinesis batch: an error naming what arrived,
-    not a silent success that writes nothing."""
-    event = tmp_path / "msk.json"
+    """An Amazon MQ (RabbitMQ) event is neither a stream batch nor a sweep: an error naming what
+    arrived, not a silent success that writes nothing."""
+    event = tmp_path / "rmq.json"
     event.write_text(json.dumps({
-        "eventSource": "aws:kafka",
-        "eventSourceArn": "arn:aws:kafka:eu-west-1:123456789012:cluster/c/abc",
-        "records": {"trades-0": [{"topic": "trades", "partition": 0, "offset": 15, "timestamp": 1795496400000,
-                                  "timestampType": "CREATE_TIME", "key": "QUFQTA==", "value": "e30=", "headers": []}]},
+        "eventSource": "aws:rmq",
+        "eventSourceArn": "arn:aws:mq:us-west-2:111122223333:broker:pizzaBroker:b-9bcfa592-423a-4942-879d",
+        "rmqMessagesByQueue": {"pizzaQueue::/": [{"data": "e30="}]},
     }))
     lake = tmp_path / "lake"
     proc = sluice("invoke", "aggregate", "--event", event, "--lake", lake, check=False)
     assert proc.returncode != 0, proc.stdout
-    assert 'eventSource "aws:kafka"' in proc.stderr, proc.stderr
+    assert 'eventSource "aws:rmq"' in proc.stderr, proc.stderr
     assert not list(lake.rglob("*.parquet"))
 
 
@@ -399,3 +398,71 @@ def test_kpl_aggregated_records_are_unpacked_and_a_bad_digest_is_quarantined(slu
                       for f in parquet_files(root, "windows") for r in pq.read_table(f).to_pylist())
 
     assert windows(lake) and windows(lake) == windows(tmp_path / "plain")
+
+
+def kafka_event(source, payloads, keys, topic="trades", partition=0, first_offset=15, timestamp_type="CREATE_TIME"):
+    """Lambda's Kafka event as its documentation shows it (Amazon MSK or self-managed Kafka);
+    `payloads` may hold None (a tombstone), `keys` None (a null key)."""
+    b64 = lambda b: None if b is None else base64.b64encode(b).decode()  # noqa: E731
+    records = [{"topic": topic, "partition": partition, "offset": first_offset + i, "timestamp": (1795496401 + i) * 1000,
+                "timestampType": timestamp_type, "key": b64(k), "value": b64(v),
+                "headers": [{"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]}]}
+               for i, (k, v) in enumerate(zip(keys, payloads))]
+    event = {"eventSource": source,
+             "bootstrapServers": "b-2.demo-cluster-1.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092,"
+                                 "b-1.demo-cluster-1.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092",
+             "records": {f"{topic}-{partition}": records}}
+    if source == "aws:kafka":
+        event["eventSourceArn"] = ("arn:aws:kafka:us-east-1:123456789012:cluster/vpc-2priv-2pub/"
+                                   "751d2973-a626-431c-9d4e-d7975eb44dd7-2")
+    return event
+
+
+def test_kafka_events_give_the_windows_the_same_events_give_on_kinesis(sluice, tmp_path):
+    # Issue "Every real producer", item 2: Amazon MSK and self-managed Kafka payloads; the
+    # partition is <topic>-<partition>, the position the offset; a tombstone is quarantined as
+    # null_value, a null key is a NULL partition key, a key that is not UTF-8 is hex.
+    trades = [trade(i, 0) for i in range(20)] + [trade(i, 1) for i in range(20, 25)]
+    keys = [b"AAPL"] * len(trades)
+    lakes = {}
+    for name, event in (("kinesis", kinesis_event(trades, arrival=1795496401.0)),
+                        # LOG_APPEND_TIME: the broker's clock, the arrival time Kinesis would give.
+                        ("msk", kafka_event("aws:kafka", trades, keys, timestamp_type="LOG_APPEND_TIME")),
+                        ("self-managed", kafka_event("SelfManagedKafka", trades, keys,
+                                                     timestamp_type="LOG_APPEND_TIME"))):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(event))
+        out = json.loads(sluice("invoke", "aggregate", "--event", path, "--lake", tmp_path / name).stdout)
+        assert out.get("batchItemFailures") == [], out
+        lakes[name] = tmp_path / name
+
+    def windows(lake):
+        return sorted((r["window_name"], r["key"], r["metric"], r["window_start"], r["count"], r["sum"], r["first"],
+                       r["last"]) for f in parquet_files(lake, "windows") for r in pq.read_table(f).to_pylist())
+
+    assert windows(lakes["kinesis"])
+    assert windows(lakes["msk"]) == windows(lakes["kinesis"]) == windows(lakes["self-managed"])
+    raw = [r for f in parquet_files(lakes["msk"], "raw") for r in pq.read_table(f).to_pylist()]
+    assert {r["shard_id"] for r in raw} == {"trades-0"}
+    assert sorted(int(r["sequence_number"]) for r in raw) == list(range(15, 40))
+    def state_dirs(lake):  # <cluster>/<topic>-<partition> of each state generation
+        return sorted(f"{p.parent.parent.name}/{p.parent.name}"
+                      for p in (lake / "state" / "aggregate").rglob("*.json") if p.stem.isdigit())
+
+    assert state_dirs(lakes["msk"]) == ["msk-751d2973-a626-431c-9d4e-d7975eb44dd7-2/trades-0"], "names the cluster"
+    [managed] = state_dirs(lakes["self-managed"])
+    assert managed.startswith("kafka-") and managed.endswith("/trades-0"), managed
+
+    odd = tmp_path / "odd.json"
+    # CREATE_TIME is the producer's clock: the arrival is when the function received the batch.
+    odd.write_text(json.dumps(kafka_event("aws:kafka", [None, b"{", b"{", trade(90, 0)],
+                                          [b"AAPL", None, b"\xff\xfe", b"AAPL"])))
+    before = time.time()
+    sluice("invoke", "aggregate", "--event", odd, "--lake", tmp_path / "odd")
+    [received] = [r["arrival_time"].timestamp() for f in parquet_files(tmp_path / "odd", "raw")
+                  for r in pq.read_table(f).to_pylist()]
+    assert before - 1 <= received <= time.time() + 1
+    quarantined = sorted((r["sequence_number"], r["reason_code"], r["partition_key"])
+                         for f in parquet_files(tmp_path / "odd", "quarantine") for r in pq.read_table(f).to_pylist())
+    assert quarantined == [("15", "null_value", "AAPL"), ("16", "malformed_json", None),
+                           ("17", "malformed_json", "fffe")]

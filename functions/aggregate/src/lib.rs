@@ -317,8 +317,9 @@ pub async fn check_definitions(
 /// Handles one payload as the runtime received it: a Kinesis batch (one shard in practice;
 /// several are handled one after another), or a scheduled event, which is a [`sweep`].
 pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse, HandlerError> {
-    let batch = match Trigger::parse(payload)? {
-        Trigger::Kinesis(batch) => batch,
+    let (batch, kafka) = match Trigger::parse(payload)? {
+        Trigger::Kinesis(batch) => (batch, false),
+        Trigger::Kafka(batch) => (batch, true),
         Trigger::Sweep { now_ms } => {
             sweep(deps, now_ms).await?;
             return Ok(KinesisEventResponse::default());
@@ -334,16 +335,18 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
         }
     };
     // Group by (stream, shard) keeping delivery order.
-    let mut shards: BTreeMap<(Option<&str>, &str), Vec<InRecord<'_>>> = BTreeMap::new();
-    for (arn, shard, record) in batch.records() {
-        shards.entry((arn, shard)).or_default().push(record);
+    let mut shards: BTreeMap<(&str, &str), Vec<InRecord<'_>>> = BTreeMap::new();
+    for (stream, shard, record) in batch.records() {
+        shards.entry((stream, shard)).or_default().push(record);
     }
     let mut response = KinesisEventResponse::default();
-    for ((arn, shard), records) in &shards {
-        if let Err(e) = handle_shard(*arn, shard, records, deps).await {
+    for ((stream, shard), records) in &shards {
+        if let Err(e) = handle_shard(stream, shard, records, deps).await {
             // Reporting the records as failed would have Lambda retry what fails the same way
-            // every time: fail the invocation instead, marked not retryable.
-            if !e.is_retryable() {
+            // every time: fail the invocation instead, marked not retryable. Kafka: Lambda
+            // reads partial batch responses only with provisioned pollers, so any failure
+            // fails the invocation, and the commit protocol makes the whole retry harmless.
+            if !e.is_retryable() || kafka {
                 return Err(e);
             }
             tracing::error!(shard, error = %e, "shard batch failed; Lambda will retry it from its first record");
@@ -366,12 +369,12 @@ async fn load_state(deps: &Deps, dir: &str) -> Result<Loaded, HandlerError> {
 }
 
 async fn handle_shard(
-    arn: Option<&str>,
+    stream: &str,
     shard: &str,
     records: &[InRecord<'_>],
     deps: &Deps,
 ) -> Result<BatchStats, HandlerError> {
-    let dir = state_dir(&deps.settings.state_prefix, arn, shard);
+    let dir = state::shard_dir(&deps.settings.state_prefix, stream, shard);
     let mut loaded = load_state(deps, &dir).await?;
     let prior = loaded.state.take();
     let processed = process_shard(&deps.settings.aggregate, prior, shard, records)?;
@@ -723,10 +726,15 @@ pub async fn replay(
         .map(|(r, sub, error)| InRecord {
             sequence: &r.sequence,
             arrival_ms: r.arrival_ms,
-            partition_key: &r.partition_key,
+            partition_key: Some(&r.partition_key),
             data: &r.data,
             sub_sequence: *sub,
-            envelope_error: error.as_deref(),
+            envelope_error: error
+                .as_deref()
+                .map(|reason| sluice_core::shard::EnvelopeError {
+                    code: "malformed_envelope",
+                    reason,
+                }),
         })
         .collect();
     let dir = state_dir(&deps.settings.state_prefix, stream_arn, shard_id);

@@ -17,6 +17,7 @@ use sluice_infra::sink::{LocalStreamLog, LogRecord};
 use thiserror::Error;
 
 use crate::{InRecord, kpl};
+use sluice_core::shard::EnvelopeError;
 
 /// The Kinesis event Lambda delivers for `records` read from the stream `stream_arn`, every
 /// field as AWS fills it.
@@ -84,6 +85,32 @@ struct Envelope<'a> {
     /// batch it gave up on.
     #[serde(rename = "KinesisBatchInfo", borrow, default)]
     kinesis_batch_info: Option<BatchInfo<'a>>,
+    /// Lambda's Kafka event: records by `"<topic>-<partition>"`
+    /// (<https://docs.aws.amazon.com/lambda/latest/dg/with-msk.html>,
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/with-kafka.html>).
+    #[serde(rename = "records", borrow, default)]
+    kafka_records: Option<std::collections::BTreeMap<Cow<'a, str>, Vec<KafkaWire<'a>>>>,
+    #[serde(rename = "eventSourceArn", borrow, default)]
+    kafka_source_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "bootstrapServers", borrow, default)]
+    bootstrap_servers: Option<Cow<'a, str>>,
+}
+
+/// One Kafka record as Lambda delivers it.
+#[derive(Deserialize)]
+struct KafkaWire<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: i64,
+    offset: i64,
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(rename = "timestampType", borrow, default)]
+    timestamp_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<Cow<'a, str>>,
 }
 
 /// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>
@@ -103,6 +130,10 @@ struct BatchInfo<'a> {
 pub enum Trigger<'a> {
     /// Records of a Kinesis stream.
     Kinesis(KinesisBatch<'a>),
+    /// Records of Kafka topic-partitions (Amazon MSK or self-managed Kafka); a failed
+    /// partition fails the invocation (Lambda honours Kafka partial batch responses only with
+    /// provisioned pollers), and the commit protocol makes the retry harmless.
+    Kafka(KinesisBatch<'a>),
     /// A scheduled event (EventBridge or EventBridge Scheduler, `detail-type` "Scheduled
     /// Event"): a sweep whose "now" is the event's `time`, in ms since the epoch.
     Sweep { now_ms: i64 },
@@ -120,6 +151,13 @@ impl<'a> Trigger<'a> {
     /// Reads a payload; anything but a Kinesis event or a scheduled event is
     /// [`PayloadError::NotKinesis`], naming what arrived.
     pub fn parse(payload: &'a [u8]) -> Result<Self, PayloadError> {
+        Self::parse_at(payload, chrono::Utc::now().timestamp_millis())
+    }
+
+    /// [`Trigger::parse`] for a payload received at `received_ms` (ms since the epoch): the
+    /// arrival time of Kafka records whose timestamp is the producer's (`CREATE_TIME`), which
+    /// the watermark's bound on future events cannot trust.
+    pub fn parse_at(payload: &'a [u8], received_ms: i64) -> Result<Self, PayloadError> {
         // One UTF-8 check of the whole payload, then a parser that trusts it: cheaper than
         // serde_json validating every record's strings one by one.
         let text = std::str::from_utf8(payload).map_err(|e| PayloadError::Utf8 {
@@ -128,6 +166,17 @@ impl<'a> Trigger<'a> {
         let envelope: Envelope<'a> = serde_json::from_str(text)?;
         if let Some(records) = envelope.records {
             return KinesisBatch::from_wire(records).map(Trigger::Kinesis);
+        }
+        if let Some(partitions) = envelope.kafka_records {
+            let cluster = kafka_cluster(
+                envelope.kafka_source_arn.as_deref(),
+                envelope.bootstrap_servers.as_deref(),
+            );
+            return Ok(Trigger::Kafka(KinesisBatch::from_kafka(
+                cluster,
+                partitions,
+                received_ms,
+            )));
         }
         if let Some(info) = envelope.kinesis_batch_info {
             return Ok(Trigger::Replay {
@@ -227,17 +276,40 @@ impl Seconds {
 }
 /// One record's place in a [`KinesisBatch`].
 struct Record<'a> {
-    event_id: Option<Cow<'a, str>>,
-    event_source_arn: Option<Cow<'a, str>>,
-    partition_key: Cow<'a, str>,
+    /// Where its shard's state lives: the Kinesis stream's name, or the Kafka cluster.
+    stream: Cow<'a, str>,
+    /// The Kinesis shard id, or the Kafka `<topic>-<partition>`.
+    shard: Cow<'a, str>,
+    partition_key: Option<Cow<'a, str>>,
     sequence: Cow<'a, str>,
     arrival_ms: i64,
     data: Range<usize>,
     /// Index of a user record within a KPL-aggregated record (see [`crate::kpl`]).
     sub_sequence: Option<u64>,
-    /// Why the record's data could not be read from the envelope (its base64 text is kept as
-    /// the data, for the quarantine).
-    envelope_error: Option<String>,
+    /// Why the record's data could not be read from the envelope: the quarantine reason code
+    /// and reason (what there was is kept as the data).
+    envelope_error: Option<(&'static str, String)>,
+}
+
+/// The name a Kafka cluster's partitions keep their state under: the UUID at the end of an
+/// MSK cluster ARN, or `kafka-` and a hash of the bootstrap servers (self-managed Kafka).
+fn kafka_cluster(arn: Option<&str>, bootstrap: Option<&str>) -> String {
+    if let Some(uuid) = arn
+        .and_then(|a| a.rsplit('/').next())
+        .filter(|u| !u.is_empty())
+    {
+        return format!("msk-{uuid}");
+    }
+    let mut servers: Vec<&str> = bootstrap
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    servers.sort_unstable();
+    format!(
+        "kafka-{:016x}",
+        sluice_core::window::sketch::stable_hash(servers.join(",").as_bytes())
+    )
 }
 
 /// A parsed Kinesis trigger payload.
@@ -258,7 +330,64 @@ impl<'a> KinesisBatch<'a> {
             Trigger::Replay { .. } => Err(PayloadError::NotKinesis {
                 received: "a DLQ message (KinesisBatchInfo)".into(),
             }),
+            Trigger::Kafka(_) => Err(PayloadError::NotKinesis {
+                received: "a Kafka event".into(),
+            }),
         }
+    }
+
+    /// The records of a Kafka event: shard id `<topic>-<partition>`, position the offset.
+    fn from_kafka(
+        cluster: String,
+        partitions: std::collections::BTreeMap<Cow<'a, str>, Vec<KafkaWire<'a>>>,
+        received_ms: i64,
+    ) -> Self {
+        let mut data = Vec::new();
+        let mut records = Vec::new();
+        for (_, wires) in partitions {
+            for w in wires {
+                let start = data.len();
+                let shard = format!("{}-{}", w.topic, w.partition);
+                let arrival_ms = match (w.timestamp_type.as_deref(), w.timestamp) {
+                    (Some("LOG_APPEND_TIME"), Some(t)) => t,
+                    _ => received_ms,
+                };
+                let partition_key = w.key.as_deref().map(|k| {
+                    match base64_simd::STANDARD.decode_to_vec(k.as_bytes()) {
+                        Ok(bytes) => match String::from_utf8(bytes) {
+                            Ok(text) => text,
+                            Err(e) => e.into_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+                        },
+                        Err(_) => k.to_string(),
+                    }
+                });
+                let envelope_error = match w.value.as_deref() {
+                    None => Some((
+                        "null_value",
+                        "the Kafka record has no value (a tombstone)".to_string(),
+                    )),
+                    Some(v) => match base64_simd::STANDARD.decode_append(v.as_bytes(), &mut data) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            data.truncate(start);
+                            data.extend_from_slice(v.as_bytes());
+                            Some(("malformed_envelope", format!("value is not base64: {e}")))
+                        }
+                    },
+                };
+                records.push(Record {
+                    stream: Cow::Owned(cluster.clone()),
+                    shard: Cow::Owned(shard),
+                    partition_key: partition_key.map(Cow::Owned),
+                    sequence: Cow::Owned(w.offset.to_string()),
+                    arrival_ms,
+                    data: start..data.len(),
+                    sub_sequence: None,
+                    envelope_error,
+                });
+            }
+        }
+        Self { records, data }
     }
 
     fn from_wire(wire_records: Vec<WireRecord<'a>>) -> Result<Self, PayloadError> {
@@ -290,6 +419,25 @@ impl<'a> KinesisBatch<'a> {
                     index,
                     sequence: r.kinesis.sequence_number.to_string(),
                 })?;
+            // Lambda's `eventID` is `shardId-000000000000:4954...`.
+            let shard: Cow<'a, str> = match r.event_id {
+                Some(Cow::Borrowed(id)) => {
+                    Cow::Borrowed(id.split_once(':').map_or("shard-unknown", |(s, _)| s))
+                }
+                Some(Cow::Owned(id)) => Cow::Owned(
+                    id.split_once(':')
+                        .map_or("shard-unknown", |(s, _)| s)
+                        .to_string(),
+                ),
+                None => Cow::Borrowed("shard-unknown"),
+            };
+            let stream: Cow<'a, str> = match r.event_source_arn {
+                Some(Cow::Borrowed(arn)) => Cow::Borrowed(crate::state::stream_name(Some(arn))),
+                Some(Cow::Owned(arn)) => {
+                    Cow::Owned(crate::state::stream_name(Some(&arn)).to_string())
+                }
+                None => Cow::Borrowed(crate::state::stream_name(None)),
+            };
             if envelope_error.is_none() && kpl::is_aggregated(&data[start..]) {
                 // The user records replace the aggregate in the data buffer; an unreadable
                 // aggregate stays whole, quarantined with the reason.
@@ -300,9 +448,9 @@ impl<'a> KinesisBatch<'a> {
                             let from = data.len();
                             data.extend_from_slice(&user.data);
                             records.push(Record {
-                                event_id: r.event_id.clone(),
-                                event_source_arn: r.event_source_arn.clone(),
-                                partition_key: Cow::Owned(user.partition_key),
+                                stream: stream.clone(),
+                                shard: shard.clone(),
+                                partition_key: Some(Cow::Owned(user.partition_key)),
                                 sequence: r.kinesis.sequence_number.clone(),
                                 arrival_ms,
                                 data: from..data.len(),
@@ -314,28 +462,28 @@ impl<'a> KinesisBatch<'a> {
                     }
                     Err(e) => {
                         records.push(Record {
-                            event_id: r.event_id,
-                            event_source_arn: r.event_source_arn,
-                            partition_key: r.kinesis.partition_key,
+                            stream,
+                            shard,
+                            partition_key: Some(r.kinesis.partition_key),
                             sequence: r.kinesis.sequence_number,
                             arrival_ms,
                             data: start..data.len(),
                             sub_sequence: None,
-                            envelope_error: Some(e.to_string()),
+                            envelope_error: Some(("malformed_envelope", e.to_string())),
                         });
                         continue;
                     }
                 }
             }
             records.push(Record {
-                event_id: r.event_id,
-                event_source_arn: r.event_source_arn,
-                partition_key: r.kinesis.partition_key,
+                stream,
+                shard,
+                partition_key: Some(r.kinesis.partition_key),
                 sequence: r.kinesis.sequence_number,
                 arrival_ms,
                 data: start..data.len(),
                 sub_sequence: None,
-                envelope_error,
+                envelope_error: envelope_error.map(|e| ("malformed_envelope", e)),
             });
         }
         Ok(Self { records, data })
@@ -349,25 +497,26 @@ impl<'a> KinesisBatch<'a> {
         self.records.is_empty()
     }
 
-    /// Every record, in delivery order, with the stream ARN and shard id it came from
-    /// (Lambda's `eventID` is `shardId-000000000000:4954...`).
-    pub fn records(&self) -> impl Iterator<Item = (Option<&str>, &str, InRecord<'_>)> {
+    /// Every record, in delivery order, with the stream (Kinesis) or cluster (Kafka) its
+    /// state lives under and its shard (or `<topic>-<partition>`).
+    pub fn records(&self) -> impl Iterator<Item = (&str, &str, InRecord<'_>)> {
         self.records.iter().map(|r| {
-            let shard = r
-                .event_id
-                .as_deref()
-                .and_then(|id| id.split_once(':').map(|(shard, _)| shard))
-                .unwrap_or("shard-unknown");
             (
-                r.event_source_arn.as_deref(),
-                shard,
+                r.stream.as_ref(),
+                r.shard.as_ref(),
                 InRecord {
                     sequence: &r.sequence,
                     arrival_ms: r.arrival_ms,
-                    partition_key: &r.partition_key,
+                    partition_key: r.partition_key.as_deref(),
                     data: &self.data[r.data.clone()],
                     sub_sequence: r.sub_sequence,
-                    envelope_error: r.envelope_error.as_deref(),
+                    envelope_error: r
+                        .envelope_error
+                        .as_ref()
+                        .map(|(code, reason)| EnvelopeError {
+                            code,
+                            reason: reason.as_str(),
+                        }),
                 },
             )
         })
@@ -401,8 +550,11 @@ mod tests {
         let bytes = serde_json::to_vec(&event).unwrap();
         let batch = KinesisBatch::parse(&bytes).unwrap();
         assert_eq!(batch.len(), 3);
-        for ((arn, shard, rec), owned) in batch.records().zip(&event.records) {
-            assert_eq!(arn, owned.event_source_arn.as_deref());
+        for ((stream, shard, rec), owned) in batch.records().zip(&event.records) {
+            assert_eq!(
+                stream,
+                crate::state::stream_name(owned.event_source_arn.as_deref())
+            );
             assert_eq!(
                 Some(shard),
                 owned
@@ -411,7 +563,10 @@ mod tests {
                     .map(|id| &id[..id.find(':').unwrap()])
             );
             assert_eq!(rec.sequence, owned.kinesis.sequence_number);
-            assert_eq!(rec.partition_key, owned.kinesis.partition_key);
+            assert_eq!(
+                rec.partition_key,
+                Some(owned.kinesis.partition_key.as_str())
+            );
             assert_eq!(rec.data, &owned.kinesis.data.0[..]);
             assert_eq!(
                 rec.arrival_ms,
@@ -431,7 +586,7 @@ mod tests {
         let (_, shard, rec) = batch.records().next().unwrap();
         assert_eq!(shard, "shardId-000000000001");
         assert_eq!(rec.arrival_ms, 1_700_000_000_987);
-        assert_eq!(rec.partition_key, "a\"b");
+        assert_eq!(rec.partition_key, Some("a\"b"));
         assert_eq!(rec.data, br#"{"x":1}"#);
     }
 
@@ -449,12 +604,14 @@ mod tests {
 
     #[test]
     fn another_trigger_is_named_and_a_bad_record_is_kept_for_the_quarantine() {
-        let kafka = br#"{"eventSource":"aws:kafka","records":{"t-0":[]}}"#;
-        let err = KinesisBatch::parse(kafka).err().unwrap();
+        let rabbit = br#"{"eventSource":"aws:rmq","rmqMessagesByQueue":{}}"#;
+        let err = KinesisBatch::parse(rabbit).err().unwrap();
         assert_eq!(
             err.to_string(),
-            "not a Kinesis event (no Records): received an event with eventSource \"aws:kafka\""
+            "not a Kinesis event (no Records): received an event with eventSource \"aws:rmq\""
         );
+        let kafka = br#"{"eventSource":"aws:kafka","records":{"t-0":[]}}"#;
+        assert!(matches!(Trigger::parse(kafka), Ok(Trigger::Kafka(_))));
         let scheduled =
             br#"{"detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-24T05:01:20Z"}"#;
         assert!(matches!(
@@ -481,12 +638,9 @@ mod tests {
         let batch = KinesisBatch::parse(bad).unwrap();
         let records: Vec<_> = batch.records().map(|(_, _, r)| r).collect();
         assert_eq!(records[0].data, b"@@@=", "the base64 text is kept");
-        assert!(
-            records[0]
-                .envelope_error
-                .unwrap()
-                .starts_with("data is not base64")
-        );
+        let error = records[0].envelope_error.unwrap();
+        assert_eq!(error.code, "malformed_envelope");
+        assert!(error.reason.starts_with("data is not base64"));
         assert_eq!(
             (records[1].data, records[1].envelope_error),
             (&b"{}"[..], None)

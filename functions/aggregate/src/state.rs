@@ -33,12 +33,21 @@ const KEEP_PREVIOUS: u64 = 2;
 /// The directory of one shard's generations: `{prefix}/{stream}/{shard}`, the stream taken
 /// from the event source ARN (`default` without one).
 pub fn state_dir(prefix: &str, event_source_arn: Option<&str>, shard_id: &str) -> String {
-    let stream = event_source_arn
+    shard_dir(prefix, stream_name(event_source_arn), shard_id)
+}
+
+/// `{prefix}/{stream}/{shard}`, for a stream (or Kafka cluster) named directly.
+pub fn shard_dir(prefix: &str, stream: &str, shard_id: &str) -> String {
+    format!("{}/{stream}/{shard_id}", prefix.trim_end_matches('/'))
+}
+
+/// A Kinesis stream's name, from its ARN (`default` without one).
+pub fn stream_name(event_source_arn: Option<&str>) -> &str {
+    event_source_arn
         .and_then(|arn| arn.rsplit_once("stream/").map(|(_, name)| name))
         .map(|name| name.split('/').next().unwrap_or(name))
         .filter(|name| !name.is_empty())
-        .unwrap_or("default");
-    format!("{}/{stream}/{shard_id}", prefix.trim_end_matches('/'))
+        .unwrap_or("default")
 }
 
 fn generation_key(dir: &str, generation: u64) -> String {

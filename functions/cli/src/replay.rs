@@ -64,7 +64,7 @@ impl RangeReader for FileReader {
             .map(|(_, _, r)| ReadRecord {
                 sequence: r.sequence.to_string(),
                 arrival_ms: r.arrival_ms,
-                partition_key: r.partition_key.to_string(),
+                partition_key: r.partition_key.unwrap_or_default().to_string(),
                 data: r.data.to_vec(),
             })
             .collect())

@@ -475,15 +475,15 @@ pub static QUARANTINE: Table = Table {
         SHARD_ID,
         SEQUENCE_NUMBER,
         ARRIVAL_TIME,
-        col(
+        opt(
             "partition_key",
             ColumnType::String,
-            "Partition key the producer sent",
+            "Partition key the producer sent (Kinesis), or the record key (Kafka: null for a null key, hex for a key that is not UTF-8)",
         ),
         col(
             "reason_code",
             ColumnType::String,
-            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, malformed_envelope (the record's data in the trigger was not base64; raw holds its text), duplicate_conflict (an event id seen before with other bytes; the first copy stands), or out_of_range (an event time outside the tables' partition projection)",
+            "malformed_json, wrong_type, missing_field, unknown_scenario, invalid_value, malformed_envelope (the record's data in the trigger was not base64; raw holds its text), duplicate_conflict (an event id seen before with other bytes; the first copy stands), null_value (a Kafka record without a value: a tombstone), or out_of_range (an event time outside the tables' partition projection)",
         ),
         col(
             "reason",

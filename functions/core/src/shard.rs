@@ -65,12 +65,23 @@ pub struct ShardState {
 pub struct InRecord<'a> {
     pub sequence: &'a str,
     pub arrival_ms: i64,
-    pub partition_key: &'a str,
+    /// The producer's partition key (Kinesis), or record key (Kafka; `None` for a null key).
+    pub partition_key: Option<&'a str>,
     pub data: &'a [u8],
     /// A user record's index within a KPL-aggregated record; `None` for a plain record.
     pub sub_sequence: Option<u64>,
-    /// Why the envelope's data could not be read (`data` then holds its text): quarantined.
-    pub envelope_error: Option<&'a str>,
+    /// Why the envelope's data could not be read (`data` then holds what there was): the
+    /// record is quarantined with this code and reason.
+    pub envelope_error: Option<EnvelopeError<'a>>,
+}
+
+/// A record whose envelope could not be read (bad base64, a Kafka tombstone, an unreadable
+/// KPL aggregate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvelopeError<'a> {
+    /// The quarantine `reason_code`: `malformed_envelope` or `null_value`.
+    pub code: &'static str,
+    pub reason: &'a str,
 }
 
 /// Counts of what one shard batch did.
@@ -309,13 +320,13 @@ fn process(
             arrival_ms: r.arrival_ms,
             sub_sequence_number: r.sub_sequence,
         };
-        if let Some(reason) = r.envelope_error {
+        if let Some(e) = r.envelope_error {
             quarantine.push(QuarantineRow {
                 lineage,
                 partition_key: r.partition_key,
                 stream: None,
-                reason_code: "malformed_envelope",
-                reason: reason.to_string(),
+                reason_code: e.code,
+                reason: e.reason.to_string(),
                 raw: r.data,
             });
             continue;
@@ -762,7 +773,7 @@ mod tests {
             .map(|(seq, bytes)| InRecord {
                 sequence: seq,
                 arrival_ms: 1_795_496_400_000 + 600_000,
-                partition_key: "k",
+                partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
                 envelope_error: None,
@@ -906,7 +917,7 @@ mod tests {
             .map(|(seq, bytes, arrival)| InRecord {
                 sequence: seq,
                 arrival_ms: *arrival,
-                partition_key: "k",
+                partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
                 envelope_error: None,
@@ -1213,7 +1224,7 @@ mod tests {
             .map(|((_, bytes, arrival), seq)| InRecord {
                 sequence: seq,
                 arrival_ms: *arrival,
-                partition_key: "k",
+                partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
                 envelope_error: None,

@@ -372,7 +372,7 @@ pub fn late_batch(rows: &[&LateRow<'_>]) -> Result<RecordBatch, LakeError> {
 #[derive(Debug, Clone)]
 pub struct QuarantineRow<'a> {
     pub lineage: Lineage<'a>,
-    pub partition_key: &'a str,
+    pub partition_key: Option<&'a str>,
     /// The stream the record routed to, when that much was readable (its partition).
     pub stream: Option<usize>,
     pub reason_code: &'static str,
@@ -388,7 +388,7 @@ pub fn quarantine_batch(rows: &[&QuarantineRow<'_>]) -> Result<RecordBatch, Lake
     let mut raw = BinaryBuilder::new();
     for r in rows {
         lineage.push(&r.lineage);
-        pk.append_value(r.partition_key);
+        pk.append_option(r.partition_key);
         code.append_value(r.reason_code);
         reason.append_value(&r.reason);
         raw.append_value(r.raw);

@@ -466,3 +466,27 @@ def test_kafka_events_give_the_windows_the_same_events_give_on_kinesis(sluice, t
                          for f in parquet_files(tmp_path / "odd", "quarantine") for r in pq.read_table(f).to_pylist())
     assert quarantined == [("15", "null_value", "AAPL"), ("16", "malformed_json", None),
                            ("17", "malformed_json", "fffe")]
+
+
+def test_definitions_may_route_kafka_records_by_topic(sluice, tmp_path):
+    # `[route] topic`: the records of each Kafka topic belong to one definition, whatever their
+    # members say.
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    for name, topic in (("orders", "shop.orders"), ("payments", "shop.payments")):
+        (streams / f"{name}.toml").write_text(
+            f'name = "{name}"\nkey = "id"\n[route]\ntopic = "{topic}"\n[time]\nfield = "t"\nformat = "epoch_ms"\n'
+            '[fields.id]\ntype = "string"\n[fields.amount]\ntype = "double"\n'
+            '[[metrics]]\nfield = "amount"\naggregates = ["count", "sum"]\n[[windows]]\nspec = "tumbling:1m"\n')
+    record = lambda i: json.dumps({"id": f"c{i % 2}", "t": 1795496400000 + i * 1000, "amount": 1.0}).encode()  # noqa: E731
+    for topic in ("shop.orders", "shop.payments", "shop.returns"):
+        event = tmp_path / f"{topic}.json"
+        event.write_text(json.dumps(kafka_event("aws:kafka", [record(i) for i in range(5)], [b"k"] * 5, topic=topic,
+                                                timestamp_type="LOG_APPEND_TIME")))
+        sluice("invoke", "aggregate", "--streams", streams, "--event", event, "--lake", tmp_path / "lake")
+    for name in ("orders", "payments"):
+        rows = [r for f in parquet_files(tmp_path / "lake", f"raw/scenario={name}") for r in pq.read_table(f).to_pylist()]
+        assert len(rows) == 5 and {r["shard_id"] for r in rows} == {f"shop.{name}-0"}, name
+    returns = [r for f in parquet_files(tmp_path / "lake", "quarantine") for r in pq.read_table(f).to_pylist()]
+    assert len(returns) == 5 and {r["reason_code"] for r in returns} == {"unknown_scenario"}
+    assert "shop.returns" in returns[0]["reason"]

@@ -729,6 +729,7 @@ pub async fn replay(
             partition_key: Some(&r.partition_key),
             data: &r.data,
             sub_sequence: *sub,
+            topic: None,
             envelope_error: error
                 .as_deref()
                 .map(|reason| sluice_core::shard::EnvelopeError {

@@ -286,6 +286,8 @@ struct Record<'a> {
     data: Range<usize>,
     /// Index of a user record within a KPL-aggregated record (see [`crate::kpl`]).
     sub_sequence: Option<u64>,
+    /// The Kafka topic.
+    topic: Option<Cow<'a, str>>,
     /// Why the record's data could not be read from the envelope: the quarantine reason code
     /// and reason (what there was is kept as the data).
     envelope_error: Option<(&'static str, String)>,
@@ -376,6 +378,7 @@ impl<'a> KinesisBatch<'a> {
                     },
                 };
                 records.push(Record {
+                    topic: Some(w.topic),
                     stream: Cow::Owned(cluster.clone()),
                     shard: Cow::Owned(shard),
                     partition_key: partition_key.map(Cow::Owned),
@@ -448,6 +451,7 @@ impl<'a> KinesisBatch<'a> {
                             let from = data.len();
                             data.extend_from_slice(&user.data);
                             records.push(Record {
+                                topic: None,
                                 stream: stream.clone(),
                                 shard: shard.clone(),
                                 partition_key: Some(Cow::Owned(user.partition_key)),
@@ -462,6 +466,7 @@ impl<'a> KinesisBatch<'a> {
                     }
                     Err(e) => {
                         records.push(Record {
+                            topic: None,
                             stream,
                             shard,
                             partition_key: Some(r.kinesis.partition_key),
@@ -476,6 +481,7 @@ impl<'a> KinesisBatch<'a> {
                 }
             }
             records.push(Record {
+                topic: None,
                 stream,
                 shard,
                 partition_key: Some(r.kinesis.partition_key),
@@ -510,6 +516,7 @@ impl<'a> KinesisBatch<'a> {
                     partition_key: r.partition_key.as_deref(),
                     data: &self.data[r.data.clone()],
                     sub_sequence: r.sub_sequence,
+                    topic: r.topic.as_deref(),
                     envelope_error: r
                         .envelope_error
                         .as_ref()

@@ -70,6 +70,8 @@ pub struct InRecord<'a> {
     pub data: &'a [u8],
     /// A user record's index within a KPL-aggregated record; `None` for a plain record.
     pub sub_sequence: Option<u64>,
+    /// The Kafka topic the record came from (routes it to a definition with `[route] topic`).
+    pub topic: Option<&'a str>,
     /// Why the envelope's data could not be read (`data` then holds what there was): the
     /// record is quarantined with this code and reason.
     pub envelope_error: Option<EnvelopeError<'a>>,
@@ -331,7 +333,10 @@ fn process(
             });
             continue;
         }
-        match config.decoder().decode(r.data, Some(r.arrival_ms)) {
+        match config
+            .decoder()
+            .decode_in(r.data, Some(r.arrival_ms), r.topic)
+        {
             Ok(record) => {
                 let def = &config.streams().streams()[record.stream];
                 if let Some(id) = record.dedup_id(def) {
@@ -776,6 +781,7 @@ mod tests {
                 partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
+                topic: None,
                 envelope_error: None,
             })
             .collect()
@@ -920,6 +926,7 @@ mod tests {
                 partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
+                topic: None,
                 envelope_error: None,
             })
             .collect()
@@ -1227,6 +1234,7 @@ mod tests {
                 partition_key: Some("k"),
                 data: bytes,
                 sub_sequence: None,
+                topic: None,
                 envelope_error: None,
             })
             .collect();

@@ -113,6 +113,8 @@ struct FieldPlan {
 #[derive(Debug, Clone)]
 struct StreamPlan {
     route: Option<(usize, String)>,
+    /// `[route] topic`.
+    topic: Option<String>,
     fields: Vec<FieldPlan>,
 }
 
@@ -164,6 +166,7 @@ impl Decoder {
                         r.value.clone(),
                     )
                 }),
+                topic: def.topic.clone(),
                 fields: def
                     .fields
                     .iter()
@@ -228,6 +231,17 @@ impl Decoder {
     /// Decodes and validates one record. `arrival_ms` (the stream's arrival timestamp), when
     /// known, bounds how far in the future an event may claim to be.
     pub fn decode(&self, bytes: &[u8], arrival_ms: Option<i64>) -> Result<Record, Rejected> {
+        self.decode_in(bytes, arrival_ms, None)
+    }
+
+    /// [`Decoder::decode`] for a record of the Kafka topic `topic`, which routes it to a
+    /// definition with `[route] topic`.
+    pub fn decode_in(
+        &self,
+        bytes: &[u8],
+        arrival_ms: Option<i64>,
+        topic: Option<&str>,
+    ) -> Result<Record, Rejected> {
         let reject = |stream, error| Rejected { stream, error };
         // One UTF-8 check of the whole record, then a parser that trusts it.
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -244,19 +258,19 @@ impl Decoder {
             };
             // A member the route does not read may be what failed: file the record under
             // its stream when the route alone can still be read.
-            reject(self.probe(text), error)
+            reject(self.probe(text, topic), error)
         })?;
         if let Some(i) = duplicate {
             // A repeated route member leaves the stream itself in doubt.
             let stream = (!self.is_route_member(i))
-                .then(|| self.route(&cells).ok())
+                .then(|| self.route(&cells, topic).ok())
                 .flatten();
             return Err(reject(
                 stream,
                 DecodeError::Duplicate(self.members[i].clone()),
             ));
         }
-        let stream = self.route(&cells).map_err(|e| reject(None, e))?;
+        let stream = self.route(&cells, topic).map_err(|e| reject(None, e))?;
         self.fields(stream, &cells, arrival_ms)
             .map_err(|e| reject(Some(stream), e))
     }
@@ -290,15 +304,21 @@ impl Decoder {
     }
 
     /// The stream of a record whose members did not all parse, read from its route alone.
-    fn probe(&self, text: &str) -> Option<usize> {
+    fn probe(&self, text: &str, topic: Option<&str>) -> Option<usize> {
         let mut cells = Cells::new();
         self.capture(text, true, &mut cells).ok()?;
-        self.route(&cells).ok()
+        self.route(&cells, topic).ok()
     }
 
-    fn route(&self, cells: &[Option<Cell<'_>>]) -> Result<usize, DecodeError> {
+    fn route(&self, cells: &[Option<Cell<'_>>], topic: Option<&str>) -> Result<usize, DecodeError> {
         let mut routed_on: Option<usize> = None;
         for (i, plan) in self.plans.iter().enumerate() {
+            if let Some(t) = &plan.topic {
+                if topic == Some(t.as_str()) {
+                    return Ok(i);
+                }
+                continue;
+            }
             match &plan.route {
                 None => return Ok(i),
                 Some((member, value)) => {
@@ -311,7 +331,19 @@ impl Decoder {
                 }
             }
         }
-        let member = routed_on.unwrap_or(0);
+        let Some(member) = routed_on else {
+            // Every stream routes by topic, and this one is none of theirs.
+            return Err(DecodeError::UnknownStream {
+                field: "(Kafka topic)".into(),
+                value: topic.unwrap_or("(none: not a Kafka record)").to_string(),
+                expected: self
+                    .plans
+                    .iter()
+                    .filter_map(|p| p.topic.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
         let field = self.members.get(member).cloned().unwrap_or_default();
         match &cells.get(member).and_then(Option::as_ref) {
             None | Some(Cell::Null) => Err(DecodeError::Missing(field)),

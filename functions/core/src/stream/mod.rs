@@ -386,6 +386,8 @@ pub struct StreamDef {
     /// Index of the field naming duplicates of one event.
     pub dedup: Option<usize>,
     pub route: Option<Route>,
+    /// `[route] topic`: the stream's records are those of this Kafka topic.
+    pub topic: Option<String>,
     /// Index of the event-time field (a timestamp field).
     pub time_field: usize,
     /// Per-stream allowed lateness; the command line's default applies when absent.
@@ -467,14 +469,16 @@ impl StreamSet {
             });
         }
         if streams.len() > 1
-            && let Some(s) = streams.iter().find(|s| s.route.is_none())
+            && let Some(s) = streams
+                .iter()
+                .find(|s| s.route.is_none() && s.topic.is_none())
         {
             return Err(DefinitionError {
                 file: s.file.clone(),
                 line: 1,
                 column: 1,
                 message: format!(
-                    "stream {:?} has no [route], but {} streams are loaded: a [route] (field and value) tells which records belong to it",
+                    "stream {:?} has no [route], but {} streams are loaded: a [route] (field and value, or a Kafka topic) tells which records belong to it",
                     s.name,
                     streams.len()
                 ),

@@ -66,8 +66,10 @@ impl<'de> Deserialize<'de> for OrderedFields {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    field: S<String>,
-    value: S<String>,
+    field: Option<S<String>>,
+    value: Option<S<String>>,
+    /// The Kafka topic the stream's records come from (instead of a field and value).
+    topic: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -629,10 +631,34 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         Some(h) => parse_duration_ms(h.get_ref())
             .map_err(|e| ctx.err(h.span(), format!("dedup_horizon: {e}")))?,
     };
-    let route = raw.route.as_ref().map(|r| Route {
-        field: r.field.get_ref().clone(),
-        value: r.value.get_ref().clone(),
-    });
+    let (route, topic) = match &raw.route {
+        None => (None, None),
+        Some(r) => match (&r.field, &r.value, &r.topic) {
+            (Some(field), Some(value), None) => (
+                Some(Route {
+                    field: field.get_ref().clone(),
+                    value: value.get_ref().clone(),
+                }),
+                None,
+            ),
+            (None, None, Some(topic)) => (None, Some(topic.get_ref().clone())),
+            (_, _, Some(topic)) => {
+                return Err(ctx.err(
+                    topic.span(),
+                    "[route] takes either topic, or field and value, not both",
+                ));
+            }
+            (Some(field), None, None) => {
+                return Err(ctx.err(field.span(), "[route] field needs a value"));
+            }
+            (None, Some(value), None) => {
+                return Err(ctx.err(value.span(), "[route] value needs a field"));
+            }
+            (None, None, None) => {
+                return Err(ctx.err(raw.name.span(), "[route] needs field and value, or topic"));
+            }
+        },
+    };
 
     // Windows.
     let mut windows: Vec<WindowSpec> = Vec::new();
@@ -948,6 +974,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         key,
         dedup,
         route,
+        topic,
         time_field,
         allowed_lateness_ms,
         max_clock_skew_ms,

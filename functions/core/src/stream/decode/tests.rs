@@ -333,3 +333,58 @@ fn event_times_before_the_accepted_range_are_out_of_range() {
         "out_of_range"
     );
 }
+
+#[test]
+fn kafka_topics_route_records_to_their_definitions() {
+    let def = |name: &str, topic: &str| {
+        format!(
+            r#"name = "{name}"
+key = "id"
+[route]
+topic = "{topic}"
+[time]
+field = "t"
+format = "epoch_ms"
+[fields.id]
+type = "string"
+[fields.v]
+type = "double"
+"#
+        )
+    };
+    let (a, b) = (
+        def("orders", "shop.orders"),
+        def("payments", "shop.payments"),
+    );
+    let set =
+        crate::stream::StreamSet::from_sources([("a.toml", a.as_str()), ("b.toml", b.as_str())])
+            .unwrap();
+    let d = Decoder::new(set.clone());
+    let record = br#"{"id":"x","t":1795496400000,"v":1.5}"#;
+    let name = |topic| {
+        set.streams()[d.decode_in(record, None, topic).unwrap().stream]
+            .name
+            .clone()
+    };
+    assert_eq!(name(Some("shop.orders")), "orders");
+    assert_eq!(name(Some("shop.payments")), "payments");
+    let other = d.decode_in(record, None, Some("shop.returns")).unwrap_err();
+    assert_eq!(other.error.code(), "unknown_scenario");
+    assert!(
+        other.error.to_string().contains("shop.returns"),
+        "{}",
+        other.error
+    );
+    assert!(
+        d.decode(record, None).is_err(),
+        "a record of no topic routes nowhere"
+    );
+
+    let both = def("orders", "shop.orders")
+        .replace("topic = ", "field = \"kind\"\nvalue = \"o\"\ntopic = ");
+    let err = crate::stream::StreamSet::from_sources([("c.toml", both.as_str())]).unwrap_err();
+    assert!(
+        err.to_string().contains("either topic, or field and value"),
+        "{err}"
+    );
+}

@@ -13,7 +13,10 @@ what the Rust side relies on:
 (g) the stream definitions (streams/*.toml) are uploaded to the lake, every function gets
     SLUICE_STREAMS_PREFIX (where they are) and SLUICE_STREAMS_DIGEST (a hash of their contents),
     may read that prefix and is deployed after the objects, and the Glue scenario projection
-    lists the streams of glue_tables.json instead of a typed-in list.
+    lists the streams of glue_tables.json instead of a typed-in list;
+(k) the optional Kafka triggers of aggregate (Amazon MSK, self-managed Kafka, Event Hubs through
+    its Kafka endpoint) are off by default, target aggregate, take topics, batch size and
+    starting position from variables, and come with exactly the permissions Lambda needs.
 
 Point SLUICE_REPO_ROOT at another checkout (e.g. a deliberately broken copy) to test that one.
 """
@@ -133,8 +136,17 @@ SET_NOT_READ = {
     "so that warm instances holding the old definitions are replaced",
 }
 
-# Actions that have no resource-level permissions and so may (only) use Resource "*".
-UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Actions that have no resource-level permissions and so may (only) use Resource "*": X-Ray, and
+# the EC2 Describe calls Lambda makes with the role for an MSK mapping's network interfaces
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+UNSCOPABLE_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+}
 
 SKIP_NO_MAIN = "Lambda glue (main.rs) lands with issue 3"
 
@@ -226,7 +238,9 @@ def test_b_lambda_zip_paths(aws: Module):
 def test_aggregate_event_source_mapping(aws: Module):
     esms = aws.resources.get("aws_lambda_event_source_mapping", {})
     assert esms, "no aws_lambda_event_source_mapping"
-    body = next(iter(esms.values()))
+    kinesis = [b for b in esms.values() if "aws_kinesis_stream." in str(b.get("event_source_arn"))]
+    assert len(kinesis) == 1, "expected one event source mapping on the Kinesis stream"
+    body = kinesis[0]
     assert "aggregate" in str(body["function_name"])
     assert body.get("function_response_types") == ["ReportBatchItemFailures"]
     assert body.get("bisect_batch_on_function_error") is True
@@ -731,3 +745,289 @@ def test_the_decoder_accepts_exactly_the_projected_time_range(aws: Module):
     partition projection covers, so no accepted event lands in a partition Athena never reads."""
     assert env_assignments(aws, "aggregate", "SLUICE_ACCEPTED_FROM") == ["var.projection_start_date"]
     assert "${var.projection_start_date},NOW" in str(aws.locals["projection_common"]["projection.dt.range"])
+
+
+# ---------------------------------------------------------------------------------------
+# (k) Kafka triggers of aggregate: Amazon MSK, self-managed Kafka, Event Hubs (optional)
+# ---------------------------------------------------------------------------------------
+
+# What Lambda's MSK mapping calls with the function's role: the AWSLambdaMSKExecutionRole actions
+# (cluster, brokers, network interfaces in the cluster's subnets), and with IAM access control
+# on the cluster the kafka-cluster actions of a consumer
+# (https://docs.aws.amazon.com/lambda/latest/dg/with-msk-permissions.html,
+# https://docs.aws.amazon.com/lambda/latest/dg/msk-cluster-auth.html).
+MSK_ACTIONS = {
+    "kafka:DescribeCluster",
+    "kafka:DescribeClusterV2",
+    "kafka:GetBootstrapBrokers",
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeGroup",
+    "kafka-cluster:AlterGroup",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:ReadData",
+}
+
+# Enabling values of the variables that switch the Kafka triggers on.
+KAFKA_ON = {
+    "msk_cluster_arn": "arn:aws:kafka:region:account:cluster/c/uuid",
+    "kafka_bootstrap_servers": ["broker:9096"],
+    "eventhubs_kafka_connection_string": "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=h",
+    "kafka_topics": ["trades"],
+}
+
+
+def inline_locals(aws: Module, expr: str, depth: int = 5) -> str:
+    """expr with each `local.X` replaced by X's expression (parenthesised), a few levels deep."""
+
+    def value(m: re.Match) -> str:
+        v = aws.locals.get(m.group(1))
+        if not isinstance(v, str):
+            return m.group(0)
+        inner = re.fullmatch(r"\$\{(.*)\}", v, re.S)
+        return f"({inner.group(1) if inner else json.dumps(v)})"
+
+    for _ in range(depth):
+        expr = re.sub(r"\blocal\.(\w+)\b(?!\[)", value, expr)
+    return expr
+
+
+def gate(aws: Module, expr) -> str:
+    """The condition of a `COND ? <something> : <nothing>` count/for_each (through one local),
+    with its locals inlined."""
+    text = str(expr)
+    m = re.fullmatch(r"\$\{local\.(\w+)\}", text)
+    if m:
+        text = str(aws.locals[m.group(1)])
+    m = re.fullmatch(r"\$\{([^?]+?)\s*\?\s*(.+?)\s*:\s*(\{\}|\[\]|0)\s*\}", text, re.S)
+    assert m, f"{expr!r} is not of the form COND ? ... : <empty>, so it cannot be off by default"
+    return inline_locals(aws, m.group(1))
+
+
+def eval_gate(cond: str, values: dict) -> bool:
+    """Evaluates a gate condition (comparisons, length(), nonsensitive(), !, &&, ||) with the
+    given variable values."""
+    py = re.sub(r"\bvar\.(\w+)", lambda m: repr(values[m.group(1)]), cond)
+    py = py.replace("&&", " and ").replace("||", " or ")
+    py = re.sub(r"!(?!=)", " not ", py)
+    py = re.sub(r"\blength\(", "len(", py)
+    py = re.sub(r"\bnonsensitive\(", "(", py)
+    assert "local." not in py and "${" not in py, f"cannot evaluate {cond!r}"
+    return bool(eval(py, {"__builtins__": {}}, {"len": len}))  # noqa: S307 - the module's own text
+
+
+def defaults(aws: Module) -> dict:
+    return {name: body.get("default") for name, body in aws.variables.items()}
+
+
+def is_off_by_default_and_on_with(aws: Module, expr, switch: str) -> None:
+    cond = gate(aws, expr)
+    assert f"var.{switch}" in cond, f"{expr!r} does not depend on var.{switch}: {cond}"
+    assert not eval_gate(cond, defaults(aws)), f"{expr!r} is on with the defaults ({cond})"
+    assert eval_gate(cond, {**defaults(aws), **KAFKA_ON}), f"{expr!r} stays off with var.{switch} set ({cond})"
+
+
+def kafka_mappings(aws: Module) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(MSK, self-managed) aws_lambda_event_source_mapping bodies by resource name."""
+    esms = aws.resources.get("aws_lambda_event_source_mapping", {})
+    msk = {n: b for n, b in esms.items() if "var.msk_cluster_arn" in str(b.get("event_source_arn"))}
+    smk = {n: b for n, b in esms.items() if blocks(b.get("self_managed_event_source"))}
+    return msk, smk
+
+
+def dynamic_statements(aws: Module, doc_name: str, seen: set[str] | None = None) -> list[tuple[str, dict]]:
+    """(for_each, content) of each dynamic statement of a policy document and of the documents it
+    merges."""
+    seen = set() if seen is None else seen
+    if doc_name in seen:
+        return []
+    seen.add(doc_name)
+    body = aws.data["aws_iam_policy_document"][doc_name]
+    out = [
+        (str(st.get("for_each")), content)
+        for dyn in blocks(body.get("dynamic"))
+        for st in blocks(dyn.get("statement"))
+        for content in blocks(st.get("content"))
+    ]
+    for src in (body.get("source_policy_documents") or []):
+        for ref in re.findall(r"data\.aws_iam_policy_document\.(\w+)", str(src)):
+            out.extend(dynamic_statements(aws, ref, seen))
+    return out
+
+
+def aggregate_dynamic_statements(aws: Module) -> list[tuple[str, dict]]:
+    out = []
+    for doc in role_policy_docs(aws)["aggregate"]:
+        out.extend(dynamic_statements(aws, doc))
+    return out
+
+
+def test_k_kafka_mappings_target_aggregate_and_are_off_by_default(aws: Module):
+    msk, smk = kafka_mappings(aws)
+    assert len(msk) == 1, "expected one aws_lambda_event_source_mapping on var.msk_cluster_arn"
+    assert len(smk) == 1, "expected one aws_lambda_event_source_mapping with a self_managed_event_source"
+    assert aws.variables["msk_cluster_arn"].get("default") == ""
+    assert aws.variables["kafka_bootstrap_servers"].get("default") == []
+    assert aws.variables["kafka_topics"].get("default") == []
+    for (name, body), switch in ((*msk.items(), "msk_cluster_arn"), (*smk.items(), "kafka_bootstrap_servers")):
+        where = f"aws_lambda_event_source_mapping.{name}"
+        assert str(body.get("function_name")) == '${aws_lambda_function.this["aggregate"].arn}', f"{where}: must trigger aggregate"
+        expr = body.get("for_each", body.get("count"))
+        assert expr is not None, f"{where}: no count/for_each, so it cannot be switched off"
+        is_off_by_default_and_on_with(aws, expr, switch)
+
+
+def test_k_kafka_mappings_take_their_settings_from_variables(aws: Module):
+    msk, smk = kafka_mappings(aws)
+    for name, body in {**msk, **smk}.items():
+        where = f"aws_lambda_event_source_mapping.{name}"
+        # One mapping per topic (Lambda takes a single topic per mapping), keyed by var.kafka_topics.
+        mapping_local = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each")))
+        assert mapping_local, f"{where}: for_each must be a local map keyed by topic"
+        assert re.search(r"for\s+(\w+)\s+in\s+var\.kafka_topics\s*:\s*\1\s*=>", str(aws.locals[mapping_local.group(1)])), (
+            f"{where}: local.{mapping_local.group(1)} must be keyed by the topics of var.kafka_topics"
+        )
+        assert body.get("topics") == ["${each.key}"], f"{where}: topics must be [each.key]"
+        assert body.get("batch_size") == "${var.kafka_batch_size}", f"{where}: batch_size must be var.kafka_batch_size"
+        assert body.get("starting_position") == "${var.kafka_starting_position}", (
+            f"{where}: starting_position must be var.kafka_starting_position"
+        )
+        # aggregate fails the whole invocation on Kafka (no partial batch responses), and the
+        # DLQ replay path only understands Kinesis ranges.
+        assert "function_response_types" not in body, f"{where}: aggregate answers Kafka batches all or nothing"
+        assert not blocks(body.get("destination_config")), f"{where}: the DLQ replays Kinesis ranges only"
+        # Each mapping joins its own consumer group (unique per Kafka mapping in the account).
+        config = "amazon_managed_kafka_event_source_config" if name in msk else "self_managed_kafka_event_source_config"
+        assert [c.get("consumer_group_id") for c in blocks(body.get(config))] == ["${each.value}"], (
+            f"{where}: {config}.consumer_group_id must be the mapping's own group (each.value)"
+        )
+
+    (smk_body,) = smk.values()
+    endpoints = [e.get("endpoints") for e in blocks(smk_body.get("self_managed_event_source"))]
+    assert endpoints and re.fullmatch(
+        r'\$\{join\(",", var\.kafka_bootstrap_servers\)\}', str(endpoints[0].get("KAFKA_BOOTSTRAP_SERVERS"))
+    ), "KAFKA_BOOTSTRAP_SERVERS must be the comma-joined var.kafka_bootstrap_servers"
+    access = blocks(smk_body.get("source_access_configuration"))
+    assert len(access) == 1, "the self-managed mapping needs exactly one SASL source_access_configuration"
+    mechanism = inline_locals(aws, str(access[0].get("type")))
+    assert "var.kafka_sasl_mechanism" in mechanism and "BASIC_AUTH" in mechanism, (
+        f"the SASL type must come from var.kafka_sasl_mechanism, BASIC_AUTH for Event Hubs: {mechanism}"
+    )
+    secret = inline_locals(aws, str(access[0].get("uri")))
+    assert "var.kafka_sasl_secret_arn" in secret and "aws_secretsmanager_secret.eventhubs_kafka" in secret, (
+        f"the SASL secret must be var.kafka_sasl_secret_arn or the Event Hubs secret: {secret}"
+    )
+
+    position = aws.variables["kafka_starting_position"]
+    assert position.get("default") == "TRIM_HORIZON"
+    conditions = " ".join(str(v.get("condition")) for v in blocks(position.get("validation")))
+    assert "TRIM_HORIZON" in conditions and "LATEST" in conditions and "AT_TIMESTAMP" not in conditions
+    sasl = " ".join(str(v.get("condition")) for v in blocks(aws.variables["kafka_sasl_mechanism"].get("validation")))
+    assert all(m in sasl for m in ("SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "BASIC_AUTH")), sasl
+    batch = " ".join(str(v.get("condition")) for v in blocks(aws.variables["kafka_batch_size"].get("validation")))
+    assert "10000" in batch, "kafka_batch_size must be validated against Lambda's 10000"
+
+
+def test_k_provisioned_pollers_are_optional_and_the_provider_supports_them(repo: Repo, aws: Module):
+    msk, smk = kafka_mappings(aws)
+    for name, body in {**msk, **smk}.items():
+        dyn = [d["provisioned_poller_config"] for d in blocks(body.get("dynamic")) if "provisioned_poller_config" in d]
+        assert dyn, f"aws_lambda_event_source_mapping.{name}: no dynamic provisioned_poller_config"
+        assert re.fullmatch(r"\$\{var\.kafka_provisioned_pollers\s*>\s*0\s*\?\s*\[1\]\s*:\s*\[\]\}", str(dyn[0]["for_each"]))
+        assert not blocks(body.get("provisioned_poller_config")), "provisioned mode must not be set unconditionally"
+    assert aws.variables["kafka_provisioned_pollers"].get("default") == 0
+    # provisioned_poller_config arrived in hashicorp/aws 5.79 (terraform-provider-aws#40303).
+    doc = parse_tf(repo.aws / "versions.tf")
+    aws_req = doc["terraform"][0]["required_providers"][0]["aws"]
+    m = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", str(aws_req["version"]).strip())
+    assert m and (int(m.group(1)), int(m.group(2))) >= (5, 79), f"hashicorp/aws {aws_req['version']} lacks provisioned_poller_config"
+
+
+def test_k_aggregate_may_read_msk_when_enabled(aws: Module):
+    statements = aggregate_dynamic_statements(aws)
+    granted: dict[str, list[dict]] = {}
+    for for_each, content in statements:
+        for action in content.get("actions", []):
+            granted.setdefault(action, []).append({"for_each": for_each, **content})
+    missing = MSK_ACTIONS - set(granted)
+    assert not missing, f"aggregate's role lacks the MSK mapping's {sorted(missing)}"
+    for action in MSK_ACTIONS:
+        for st in granted[action]:
+            is_off_by_default_and_on_with(aws, st["for_each"], "msk_cluster_arn")
+            resources = st["resources"] if isinstance(st["resources"], list) else [st["resources"]]
+            text = inline_locals(aws, " ".join(map(str, resources)))
+            if action in UNSCOPABLE_ACTIONS:
+                continue
+            assert "*" not in resources, f"{action} must not use Resource \"*\""
+            if action.startswith("kafka:") or action in {"kafka-cluster:Connect"}:
+                assert resources == ["${var.msk_cluster_arn}"], f"{action} must be limited to the cluster: {resources}"
+            elif action in {"kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"}:
+                assert "var.msk_cluster_arn" in text and ":topic/" in text and "var.kafka_topics" in text, (
+                    f"{action} must be limited to the topics of var.kafka_topics on the cluster: {text}"
+                )
+            elif action in {"kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"}:
+                assert "var.msk_cluster_arn" in text and ":group/" in text, (
+                    f"{action} must be limited to the mappings' consumer groups on the cluster: {text}"
+                )
+            elif action.startswith("ec2:"):
+                assert re.fullmatch(
+                    r"arn:\$\{local\.partition\}:ec2:\$\{local\.region\}:\$\{local\.account_id\}:\*", " ".join(resources)
+                ), f"{action} must be limited to this account and region: {resources}"
+
+
+def test_k_aggregate_may_read_the_kafka_sasl_secret_when_enabled(aws: Module):
+    secret_reads = [
+        (for_each, content) for for_each, content in aggregate_dynamic_statements(aws)
+        if "secretsmanager:GetSecretValue" in content.get("actions", [])
+    ]
+    assert secret_reads, "aggregate's role cannot read the self-managed mapping's SASL secret"
+    for for_each, content in secret_reads:
+        is_off_by_default_and_on_with(aws, for_each, "kafka_bootstrap_servers")
+        text = inline_locals(aws, " ".join(map(str, content.get("resources", []))))
+        assert "*" not in content.get("resources", []) and "var.kafka_sasl_secret_arn" in text and (
+            "aws_secretsmanager_secret.eventhubs_kafka" in text
+        ), f"GetSecretValue must be limited to the mapping's secret: {text}"
+    # The Event Hubs secret is encrypted with the project key, which "common" lets aggregate decrypt.
+    secret = aws.resources["aws_secretsmanager_secret"]["eventhubs_kafka"]
+    assert "aws_kms_key.this" in str(secret.get("kms_key_id")), "the Event Hubs secret must use the project key"
+    decrypt = [
+        s for s in role_statements(aws, "aggregate")
+        if s.effect == "Allow" and not s.conditional and "kms:Decrypt" in s.actions
+    ]
+    assert any("aws_kms_key.this" in r for s in decrypt for r in s.resources), "aggregate may not decrypt with the project key"
+
+
+def test_k_eventhubs_secret_only_with_a_connection_string(aws: Module):
+    var = aws.variables["eventhubs_kafka_connection_string"]
+    assert var.get("sensitive") is True and var.get("default") == ""
+    secrets = {"aws_secretsmanager_secret": "eventhubs_kafka", "aws_secretsmanager_secret_version": "eventhubs_kafka"}
+    for rtype, name in secrets.items():
+        body = aws.resources.get(rtype, {}).get(name)
+        assert body is not None, f"{rtype}.{name} is missing"
+        is_off_by_default_and_on_with(aws, body.get("count"), "eventhubs_kafka_connection_string")
+    value = str(aws.resources["aws_secretsmanager_secret_version"]["eventhubs_kafka"].get("secret_string"))
+    assert re.search(r'username\s*=\s*"\$ConnectionString"', value) and "password = var.eventhubs_kafka_connection_string" in value, (
+        f'the Event Hubs secret must be {{"username":"$ConnectionString","password":<connection string>}}: {value}'
+    )
+
+
+def test_k_azure_exposes_what_the_kafka_consumer_needs(azure: Module):
+    rules = azure.resources["azurerm_eventhub_authorization_rule"]["this"]
+    keyed = rules.get("for_each")
+    assert isinstance(keyed, dict) and "aggregate" in keyed, "no SAS rule for the aggregate Kafka consumer"
+    assert keyed["aggregate"] == {"send": False, "listen": True}, "the aggregate rule must be listen-only"
+    assert rules.get("manage") is False
+    outputs = azure.outputs
+    assert re.fullmatch(
+        r"\$\{azurerm_eventhub_namespace\.this\.name\}\.servicebus\.windows\.net:9093",
+        str(outputs["kafka_bootstrap_server"]["value"]),
+    )
+    assert outputs["kafka_topic"]["value"] == "${azurerm_eventhub.this.name}"
+    listen = outputs["kafka_listen_connection_string"]
+    assert listen.get("sensitive") is True
+    assert listen["value"] == '${azurerm_eventhub_authorization_rule.this["aggregate"].primary_connection_string}'

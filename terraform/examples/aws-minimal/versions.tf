@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.32"
+      source = "hashicorp/aws"
+      # The module's own minimum (modules/aws/versions.tf): 5.79 for provisioned_poller_config.
+      version = ">= 5.79"
     }
   }
 }

@@ -191,11 +191,17 @@ data "aws_iam_policy_document" "fetch" {
 }
 
 ################################################################################
-# aggregate: read the stream (event source mapping), write the lake, on-failure DLQ
+# aggregate: read the stream (event source mapping), write the lake, on-failure DLQ; the
+# optional Kafka mappings' permissions come from kafka.tf
 ################################################################################
 
 data "aws_iam_policy_document" "aggregate" {
-  source_policy_documents = [data.aws_iam_policy_document.common["aggregate"].json]
+  # "kafka" (kafka.tf) holds the statements of the optional MSK / self-managed Kafka mappings;
+  # it has none while both are off.
+  source_policy_documents = [
+    data.aws_iam_policy_document.common["aggregate"].json,
+    data.aws_iam_policy_document.kafka.json,
+  ]
 
   # What Lambda's Kinesis event source mapping calls with the function's role
   # (https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html). SubscribeToShard is only

@@ -7,6 +7,7 @@
 #   kinesis.tf  the stream
 #   streams.tf  stream definitions (streams_dir/*.toml) uploaded to streams/ in the lake, digest
 #   lambda.tf   the four functions, their log groups, environment, triggers (ESM, schedules)
+#   kafka.tf    optional MSK / self-managed Kafka (Event Hubs) mappings of aggregate, their IAM
 #   iam.tf      one least-privilege role per function, plus the scheduler's role
 #   secrets.tf  Secrets Manager secrets whose values are set outside Terraform
 #   sqs.tf      the dead-letter queue (ESM on-failure + async invoke failures)

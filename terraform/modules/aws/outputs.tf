@@ -97,3 +97,16 @@ output "dashboard_name" {
   description = "Name of the CloudWatch dashboard."
   value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
+
+output "kafka_event_source_mappings" {
+  description = "UUID of each optional Kafka event source mapping of aggregate, by \"msk/<topic>\" and \"kafka/<topic>\" (empty while msk_cluster_arn and kafka_bootstrap_servers are unset)."
+  value = merge(
+    { for t, m in aws_lambda_event_source_mapping.msk : "msk/${t}" => m.uuid },
+    { for t, m in aws_lambda_event_source_mapping.kafka : "kafka/${t}" => m.uuid },
+  )
+}
+
+output "eventhubs_kafka_secret_arn" {
+  description = "ARN of the secret holding the Event Hubs SASL/PLAIN credentials of the self-managed Kafka mapping (created when eventhubs_kafka_connection_string is set), or empty."
+  value       = try(aws_secretsmanager_secret.eventhubs_kafka[0].arn, "")
+}

@@ -336,6 +336,127 @@ variable "aggregate_extra_windows" {
 }
 
 ################################################################################
+# Kafka event sources of aggregate (optional, off by default: see kafka.tf)
+################################################################################
+
+variable "msk_cluster_arn" {
+  description = "ARN of an Amazon MSK cluster (provisioned or serverless) whose kafka_topics aggregate reads, one event source mapping per topic. Empty (the default) creates no MSK mapping and no MSK permissions. Lambda authenticates with IAM when the cluster has IAM access control on (the role gets the kafka-cluster actions for these topics and its consumer groups), otherwise unauthenticated; it reaches the brokers through network interfaces in the cluster's own subnets."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.msk_cluster_arn == "" || can(regex("^arn:[^:]+:kafka:[^:]+:[0-9]+:cluster/[^/]+/[^/]+$", var.msk_cluster_arn))
+    error_message = "msk_cluster_arn must be empty or an MSK cluster ARN (arn:<partition>:kafka:<region>:<account>:cluster/<name>/<uuid>)."
+  }
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "host:port of the brokers of a self-managed Kafka cluster (or [\"<namespace>.servicebus.windows.net:9093\"] for Azure Event Hubs, the azure module's kafka_bootstrap_server output) whose kafka_topics aggregate reads. Empty (the default) creates no self-managed mapping. The brokers must be reachable from the internet over SASL/TLS (the functions are not in a VPC). aggregate keeps the state of these partitions under a hash of this list: changing it starts them over."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.kafka_bootstrap_servers) <= 10 && alltrue([for s in var.kafka_bootstrap_servers : can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", s))])
+    error_message = "kafka_bootstrap_servers takes at most 10 entries, each host:port."
+  }
+}
+
+variable "kafka_topics" {
+  description = "Kafka topics aggregate reads from the MSK cluster and/or the self-managed cluster (an Event Hub's name is its topic). Lambda reads one topic per event source mapping, so each topic gets its own mapping and consumer group. Required when msk_cluster_arn or kafka_bootstrap_servers is set."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.kafka_topics) == length(distinct(var.kafka_topics)) && alltrue([for t in var.kafka_topics : can(regex("^[A-Za-z0-9._-]{1,249}$", t))])
+    error_message = "kafka_topics must be distinct Kafka topic names (1-249 letters, digits, '.', '_' or '-')."
+  }
+}
+
+variable "kafka_consumer_group_prefix" {
+  description = "Prefix of the Kafka consumer group of each mapping: <prefix>-msk-<topic> or <prefix>-kafka-<topic> (a group id must be unique among the account's Kafka mappings and cannot change without replacing the mapping). Empty uses <name>-aggregate. When a group of that id already exists, Lambda resumes from its committed offsets and ignores kafka_starting_position."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/*:_+=.@-]{0,100}$", var.kafka_consumer_group_prefix))
+    error_message = "kafka_consumer_group_prefix may hold at most 100 of the characters Lambda allows in a consumer group id (letters, digits and - / * : _ + = . @)."
+  }
+}
+
+variable "kafka_batch_size" {
+  description = "Largest batch of Kafka records handed to aggregate (1-10000). As for Kinesis (aggregate_batch_size), Lambda's 6 MB invoke payload caps a batch anyway; a Kafka record travels base64-encoded with its topic, partition, offset, timestamp, key and headers."
+  type        = number
+  default     = 5000
+
+  validation {
+    condition     = var.kafka_batch_size >= 1 && var.kafka_batch_size <= 10000
+    error_message = "kafka_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "kafka_starting_position" {
+  description = "Where a new consumer group starts reading each partition: TRIM_HORIZON (the oldest retained record, like the Kinesis mapping) or LATEST. Ignored when the consumer group already has committed offsets."
+  type        = string
+  default     = "TRIM_HORIZON"
+
+  validation {
+    condition     = contains(["TRIM_HORIZON", "LATEST"], var.kafka_starting_position)
+    error_message = "kafka_starting_position must be TRIM_HORIZON or LATEST."
+  }
+}
+
+variable "kafka_sasl_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding {\"username\":\"...\",\"password\":\"...\"} with which the self-managed mapping authenticates (SASL over TLS). aggregate's role may read exactly this secret. Encrypt it with this module's key (output kms_key_arn) or the default aws/secretsmanager key: the role may decrypt with no other customer-managed key. Leave empty when eventhubs_kafka_connection_string is set (this module then creates the secret)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.kafka_sasl_secret_arn == "" || can(regex("^arn:[^:]+:secretsmanager:[^:]+:[0-9]+:secret:.+$", var.kafka_sasl_secret_arn))
+    error_message = "kafka_sasl_secret_arn must be empty or a Secrets Manager secret ARN."
+  }
+}
+
+variable "kafka_sasl_mechanism" {
+  description = "SASL mechanism of the self-managed mapping: SASL_SCRAM_512_AUTH, SASL_SCRAM_256_AUTH or BASIC_AUTH (SASL/PLAIN over TLS, what Event Hubs speaks). Empty picks BASIC_AUTH when eventhubs_kafka_connection_string is set and SASL_SCRAM_512_AUTH otherwise."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "BASIC_AUTH"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be empty, SASL_SCRAM_512_AUTH, SASL_SCRAM_256_AUTH or BASIC_AUTH."
+  }
+}
+
+variable "eventhubs_kafka_connection_string" {
+  description = "Listen-only Event Hubs connection string (the azure module's kafka_listen_connection_string output) for reading an Event Hub through its Kafka endpoint. When set, the module creates a Secrets Manager secret {\"username\":\"$ConnectionString\",\"password\":<this>} for the self-managed mapping (set kafka_bootstrap_servers and kafka_topics from the azure outputs too). The value is then stored in the Terraform state; to keep it out, leave this empty, create such a secret yourself and pass kafka_sasl_secret_arn with kafka_sasl_mechanism = BASIC_AUTH."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "kafka_provisioned_pollers" {
+  description = "Provisioned mode of the Kafka mappings: the minimum number of event pollers kept ready per mapping (1-200, each ~5 MB/s, billed while provisioned). 0 (the default) leaves the mappings in on-demand mode."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.kafka_provisioned_pollers >= 0 && var.kafka_provisioned_pollers <= 200 && floor(var.kafka_provisioned_pollers) == var.kafka_provisioned_pollers
+    error_message = "kafka_provisioned_pollers must be a whole number between 0 (on-demand) and 200."
+  }
+}
+
+variable "kafka_maximum_pollers" {
+  description = "Provisioned mode only (kafka_provisioned_pollers > 0): the most event pollers a Kafka mapping scales up to (1-2000, at least kafka_provisioned_pollers; Lambda's default is 200)."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.kafka_maximum_pollers >= 1 && var.kafka_maximum_pollers <= 2000 && floor(var.kafka_maximum_pollers) == var.kafka_maximum_pollers
+    error_message = "kafka_maximum_pollers must be a whole number between 1 and 2000."
+  }
+}
+
+################################################################################
 # Alerts
 ################################################################################
 

@@ -5,7 +5,10 @@ terraform {
     aws = {
       source = "hashicorp/aws"
       # 5.32 added aws_lambda_function.logging_config (explicit log group per function).
-      version = ">= 5.32"
+      # 5.79 added aws_lambda_event_source_mapping.provisioned_poller_config (kafka.tf,
+      # kafka_provisioned_pollers; hashicorp/terraform-provider-aws#40303): an older provider
+      # rejects the block's name even when no mapping uses it.
+      version = ">= 5.79"
     }
   }
 }

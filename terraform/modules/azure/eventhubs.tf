@@ -37,10 +37,13 @@ resource "azurerm_eventhub_consumer_group" "this" {
 }
 
 # Hub-level SAS rules: producers get send only, readers listen only; nothing gets manage.
+# "aggregate" is the AWS aggregate function's own listen-only rule for the Kafka endpoint
+# (outputs kafka_*), so that consumer can be cut off by regenerating its keys alone.
 resource "azurerm_eventhub_authorization_rule" "this" {
   for_each = {
-    send   = { send = true, listen = false }
-    listen = { send = false, listen = true }
+    send      = { send = true, listen = false }
+    listen    = { send = false, listen = true }
+    aggregate = { send = false, listen = true }
   }
 
   name                = "${var.name}-${each.key}"

@@ -5,7 +5,8 @@
 #     → table sluice_events → update policies → trades / telemetry / clickstream
 #
 # Files by concern:
-#   eventhubs.tf  namespace, hub, consumer groups, send-only and listen-only SAS rules
+#   eventhubs.tf  namespace, hub, consumer groups, send-only and listen-only SAS rules (one of
+#                 them for the AWS aggregate function's Kafka consumer)
 #   keyvault.tf   Key Vault with the send connection string and the fetch API key placeholder
 #   kusto.tf      cluster, database, table scripts (kusto/*.kql) and the Event Hub data connection
 

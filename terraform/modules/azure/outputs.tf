@@ -30,6 +30,26 @@ output "listen_connection_string" {
   sensitive   = true
 }
 
+# What the AWS module needs to read the hub through its Kafka endpoint with aggregate
+# (self-managed Kafka mapping, SASL/PLAIN over TLS, user name $ConnectionString):
+# kafka_bootstrap_servers = [kafka_bootstrap_server], kafka_topics = [kafka_topic],
+# eventhubs_kafka_connection_string = kafka_listen_connection_string.
+output "kafka_bootstrap_server" {
+  description = "Kafka endpoint of the namespace, <namespace>.servicebus.windows.net:9093 (the AWS module's kafka_bootstrap_servers)."
+  value       = "${azurerm_eventhub_namespace.this.name}.servicebus.windows.net:9093"
+}
+
+output "kafka_topic" {
+  description = "Kafka topic of the hub: the Event Hub's name (the AWS module's kafka_topics)."
+  value       = azurerm_eventhub.this.name
+}
+
+output "kafka_listen_connection_string" {
+  description = "Listen-only SAS connection string of the hub for the AWS aggregate function's Kafka consumer (the SASL/PLAIN password; the AWS module's eventhubs_kafka_connection_string)."
+  value       = azurerm_eventhub_authorization_rule.this["aggregate"].primary_connection_string
+  sensitive   = true
+}
+
 output "key_vault_name" {
   description = "Key Vault holding eventhubs-send-connection-string and the fetch-api-key placeholder."
   value       = azurerm_key_vault.this.name

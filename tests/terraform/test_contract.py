@@ -897,9 +897,11 @@ def test_k_kafka_mappings_take_their_settings_from_variables(aws: Module):
         assert body.get("starting_position") == "${var.kafka_starting_position}", (
             f"{where}: starting_position must be var.kafka_starting_position"
         )
-        # aggregate fails the whole invocation on Kafka (no partial batch responses), and the
-        # DLQ replay path only understands Kinesis ranges.
-        assert "function_response_types" not in body, f"{where}: aggregate answers Kafka batches all or nothing"
+        # aggregate answers Kafka batches all or nothing unless provisioned pollers let Lambda
+        # read partial batch responses (test_kafka_partial_batch_responses_go_with_provisioned_pollers),
+        # and the DLQ replay path only understands Kinesis ranges.
+        assert "var.kafka_provisioned_pollers > 0" in str(body.get("function_response_types")), (
+            f"{where}: partial batch responses only with provisioned pollers")
         assert not blocks(body.get("destination_config")), f"{where}: the DLQ replays Kinesis ranges only"
         # Each mapping joins its own consumer group (unique per Kafka mapping in the account).
         config = "amazon_managed_kafka_event_source_config" if name in msk else "self_managed_kafka_event_source_config"
@@ -1031,3 +1033,14 @@ def test_k_azure_exposes_what_the_kafka_consumer_needs(azure: Module):
     listen = outputs["kafka_listen_connection_string"]
     assert listen.get("sensitive") is True
     assert listen["value"] == '${azurerm_eventhub_authorization_rule.this["aggregate"].primary_connection_string}'
+
+
+def test_kafka_partial_batch_responses_go_with_provisioned_pollers(aws: Module):
+    """Lambda reads a Kafka partial batch response only with provisioned pollers: the mappings
+    ask for one exactly then, and aggregate is told to give one (SLUICE_KAFKA_PARTIAL_BATCH)."""
+    mappings = aws.resources["aws_lambda_event_source_mapping"]
+    for name in ("msk", "kafka"):
+        types = str(mappings[name]["function_response_types"])
+        assert "var.kafka_provisioned_pollers > 0" in types and "ReportBatchItemFailures" in types, (name, types)
+    text = (aws.directory / "lambda.tf").read_text()
+    assert re.search(r'SLUICE_KAFKA_PARTIAL_BATCH\s*=\s*var\.kafka_provisioned_pollers > 0 \? "true" : "false"', text)

@@ -6,6 +6,7 @@
 //! | `SLUICE_LATENESS` | allowed lateness, e.g. `5s` (default 5s) |
 //! | `SLUICE_IDLE_TIMEOUT` | a sweep closes the windows of a shard whose last event arrived longer ago than this, e.g. `1m` (default 1m) |
 //! | `SLUICE_ACCEPTED_FROM` | first accepted event date, `yyyy-mm-dd` (Terraform: `projection_start_date`); earlier events are quarantined as `out_of_range` (default 2000-01-01) |
+//! | `SLUICE_KAFKA_PARTIAL_BATCH` | `true` when the Kafka event source mappings have provisioned pollers: a failed partition is reported as `{"partition","offset"}`, not as a failed invocation |
 //! | `SLUICE_SERIES_TTL` | detector series of a key without a window for this long (event time) are evicted, e.g. `1d` (default 1d) |
 //! | `SLUICE_WINDOWS` | extra window specs for every stream, comma-separated (e.g. `sliding:30s`) |
 //! | `SLUICE_STREAMS_PREFIX` | key prefix of the stream definitions (`*.toml`) in the bucket; the built-in definitions when unset |
@@ -129,6 +130,8 @@ pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
         })?;
         settings.aggregate = settings.aggregate.with_accepted_from(from);
     }
+    settings.kafka_partial_batch =
+        optional_env("SLUICE_KAFKA_PARTIAL_BATCH").as_deref() == Some("true");
     if let Some(ttl) = optional_env("SLUICE_SERIES_TTL") {
         settings.aggregate.series_ttl_ms = sluice_core::time::parse_duration_ms(&ttl)
             .map_err(|e| ConfigError::invalid("SLUICE_SERIES_TTL", &ttl, e.to_string()))?;

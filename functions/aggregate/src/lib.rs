@@ -30,7 +30,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use sluice_core::aggregate::{AggregateConfig, ConfigError};
 use sluice_core::lake::LakeError;
 use sluice_core::stream::StreamSet;
@@ -67,6 +66,44 @@ pub struct Settings {
     /// A sweep moves the watermark of a stream on a shard whose last event arrived longer ago
     /// than this, in ms (`SLUICE_IDLE_TIMEOUT`, default 1 minute).
     pub idle_timeout_ms: i64,
+    /// Whether a failed Kafka partition is reported as a partial batch response
+    /// (`SLUICE_KAFKA_PARTIAL_BATCH`): Lambda reads one only from a Kafka event source mapping
+    /// with provisioned pollers; otherwise a failure fails the invocation.
+    pub kafka_partial_batch: bool,
+}
+
+/// What the function answers Lambda: the records to retry
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>;
+/// for Kafka, <https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html>).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Response {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+/// One failed record, from which Lambda retries its shard or partition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: ItemIdentifier,
+}
+
+/// A Kinesis sequence number, or a Kafka partition and offset.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum ItemIdentifier {
+    Sequence(String),
+    Offset { partition: String, offset: i64 },
+}
+
+impl ItemFailure {
+    /// The Kinesis sequence number, when it is one.
+    pub fn sequence(&self) -> Option<&str> {
+        match &self.item_identifier {
+            ItemIdentifier::Sequence(s) => Some(s),
+            ItemIdentifier::Offset { .. } => None,
+        }
+    }
 }
 
 /// Default of [`Settings::idle_timeout_ms`].
@@ -96,6 +133,7 @@ impl Settings {
             state_prefix: "state/aggregate".into(),
             write_concurrency: 8,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            kafka_partial_batch: false,
         }
     }
 
@@ -316,13 +354,13 @@ pub async fn check_definitions(
 
 /// Handles one payload as the runtime received it: a Kinesis batch (one shard in practice;
 /// several are handled one after another), or a scheduled event, which is a [`sweep`].
-pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse, HandlerError> {
+pub async fn handle(payload: &[u8], deps: &Deps) -> Result<Response, HandlerError> {
     let (batch, kafka) = match Trigger::parse(payload)? {
         Trigger::Kinesis(batch) => (batch, false),
         Trigger::Kafka(batch) => (batch, true),
         Trigger::Sweep { now_ms } => {
             sweep(deps, now_ms).await?;
-            return Ok(KinesisEventResponse::default());
+            return Ok(Response::default());
         }
         Trigger::Replay {
             stream_arn,
@@ -331,7 +369,7 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
             last,
         } => {
             replay(deps, stream_arn.as_deref(), &shard_id, &first, &last).await?;
-            return Ok(KinesisEventResponse::default());
+            return Ok(Response::default());
         }
     };
     // Group by (stream, shard) keeping delivery order.
@@ -339,20 +377,31 @@ pub async fn handle(payload: &[u8], deps: &Deps) -> Result<KinesisEventResponse,
     for (stream, shard, record) in batch.records() {
         shards.entry((stream, shard)).or_default().push(record);
     }
-    let mut response = KinesisEventResponse::default();
+    let mut response = Response::default();
     for ((stream, shard), records) in &shards {
         if let Err(e) = handle_shard(stream, shard, records, deps).await {
             // Reporting the records as failed would have Lambda retry what fails the same way
             // every time: fail the invocation instead, marked not retryable. Kafka: Lambda
-            // reads partial batch responses only with provisioned pollers, so any failure
-            // fails the invocation, and the commit protocol makes the whole retry harmless.
-            if !e.is_retryable() || kafka {
+            // reads partial batch responses only with provisioned pollers, so without them any
+            // failure fails the invocation, and the commit protocol makes the retry harmless.
+            if !e.is_retryable() || (kafka && !deps.settings.kafka_partial_batch) {
                 return Err(e);
             }
             tracing::error!(shard, error = %e, "shard batch failed; Lambda will retry it from its first record");
-            let mut failure = KinesisBatchItemFailure::default();
-            failure.item_identifier = records.first().map(|r| r.sequence.to_string());
-            response.batch_item_failures.push(failure);
+            let Some(first) = records.first() else {
+                continue;
+            };
+            let item_identifier = if kafka {
+                ItemIdentifier::Offset {
+                    partition: shard.to_string(),
+                    offset: first.sequence.parse().unwrap_or_default(),
+                }
+            } else {
+                ItemIdentifier::Sequence(first.sequence.to_string())
+            };
+            response
+                .batch_item_failures
+                .push(ItemFailure { item_identifier });
         }
     }
     Ok(response)

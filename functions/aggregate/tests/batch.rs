@@ -241,7 +241,7 @@ async fn an_unavailable_store_fails_the_batch_from_its_first_record_and_commits_
     let response = handle(&payload(&batch), &deps).await.unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
-        response.batch_item_failures[0].item_identifier.as_deref(),
+        response.batch_item_failures[0].sequence(),
         Some(batch.records[0].kinesis.sequence_number.as_str())
     );
     assert!(
@@ -392,4 +392,41 @@ async fn a_state_written_by_a_newer_release_is_refused_not_reset() {
         "{message}"
     );
     assert_eq!(generations(store.root()), ["00000000000000000001.json"]);
+}
+
+/// One Kafka record of topic `trades`, partition 0, at `offset`, as Lambda's MSK event holds it.
+fn msk_event(offset: i64) -> Vec<u8> {
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD.encode(
+        br#"{"scenario":"trades","event_id":"m1","event_time":"2026-11-24T05:00:00Z","symbol":"AAPL","side":"BUY","price":1.0,"quantity":1,"trade_type":"LIMIT"}"#,
+    );
+    format!(
+        r#"{{"eventSource":"aws:kafka","eventSourceArn":"arn:aws:kafka:us-east-1:123456789012:cluster/c/uuid-1","records":{{"trades-0":[{{"topic":"trades","partition":0,"offset":{offset},"timestamp":1795496400000,"timestampType":"LOG_APPEND_TIME","key":null,"value":"{value}","headers":[]}}]}}}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_failed_kafka_partition_fails_the_invocation_unless_partial_batches_are_read() {
+    let store = Arc::new(FaultyStore::default());
+    store.arm(Some(0), Failure::Before);
+    let plain = deps(store.clone());
+    assert!(
+        handle(&msk_event(15), &plain).await.is_err(),
+        "without provisioned pollers Lambda reads no partial batch response"
+    );
+
+    let settings = Settings {
+        kafka_partial_batch: true,
+        ..Settings::default()
+    };
+    let partial = Deps::new(store.clone(), settings, Arc::new(Metrics::default()));
+    store.arm(Some(0), Failure::Before);
+    let response = handle(&msk_event(16), &partial).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": {"partition": "trades-0", "offset": 16}}]})
+    );
+    let retried = handle(&msk_event(16), &partial).await.unwrap();
+    assert!(retried.batch_item_failures.is_empty(), "the retry commits");
 }

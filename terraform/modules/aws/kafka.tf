@@ -9,9 +9,10 @@
 # offset its position, and the state lives under the cluster (msk-<the ARN's UUID>, or kafka-<a
 # hash of the bootstrap servers>).
 #
-# Failures: aggregate fails the whole invocation on any error (Lambda reads Kafka partial batch
-# responses only in provisioned mode), so no function_response_types. There is no on-failure
-# destination either: the DLQ's replay path understands Kinesis ranges only. A Kafka batch that
+# Failures: aggregate fails the whole invocation on any error, because Lambda reads Kafka partial
+# batch responses only in provisioned mode; with kafka_provisioned_pollers > 0 it reports the
+# failed partition and offset instead (ReportBatchItemFailures, SLUICE_KAFKA_PARTIAL_BATCH).
+# There is no on-failure destination: the DLQ's replay path understands Kinesis ranges only. A Kafka batch that
 # keeps failing is therefore retried with Lambda's Kafka defaults (no retry limit, no maximum
 # record age), holding back its partition until it succeeds, and aggregate's Errors alarm fires
 # meanwhile (https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html).
@@ -89,6 +90,10 @@ resource "aws_lambda_event_source_mapping" "msk" {
     consumer_group_id = each.value
   }
 
+  # With provisioned pollers Lambda reads partial batch responses: aggregate then names the
+  # failed partition and offset (SLUICE_KAFKA_PARTIAL_BATCH) instead of failing the invocation.
+  function_response_types = var.kafka_provisioned_pollers > 0 ? ["ReportBatchItemFailures"] : null
+
   dynamic "provisioned_poller_config" {
     for_each = var.kafka_provisioned_pollers > 0 ? [1] : []
     content {
@@ -127,6 +132,10 @@ resource "aws_lambda_event_source_mapping" "kafka" {
   self_managed_kafka_event_source_config {
     consumer_group_id = each.value
   }
+
+  # With provisioned pollers Lambda reads partial batch responses: aggregate then names the
+  # failed partition and offset (SLUICE_KAFKA_PARTIAL_BATCH) instead of failing the invocation.
+  function_response_types = var.kafka_provisioned_pollers > 0 ? ["ReportBatchItemFailures"] : null
 
   source_access_configuration {
     type = local.kafka_sasl_mechanism

@@ -42,14 +42,16 @@ locals {
     }, local.streams_env, local.eventhubs_env)
 
     aggregate = merge({
-      SLUICE_BUCKET        = aws_s3_bucket.this.id
-      SLUICE_LOG           = var.log_level
-      SLUICE_LATENESS      = var.aggregate_lateness
-      SLUICE_WINDOWS       = var.aggregate_extra_windows
-      SLUICE_IDLE_TIMEOUT  = var.aggregate_idle_timeout
-      SLUICE_SERIES_TTL    = var.aggregate_series_ttl
+      SLUICE_BUCKET       = aws_s3_bucket.this.id
+      SLUICE_LOG          = var.log_level
+      SLUICE_LATENESS     = var.aggregate_lateness
+      SLUICE_WINDOWS      = var.aggregate_extra_windows
+      SLUICE_IDLE_TIMEOUT = var.aggregate_idle_timeout
+      SLUICE_SERIES_TTL   = var.aggregate_series_ttl
       # One accepted time range: the decoder quarantines events before the first projected day.
       SLUICE_ACCEPTED_FROM = var.projection_start_date
+      # Kafka partial batch responses, read by Lambda only with provisioned pollers.
+      SLUICE_KAFKA_PARTIAL_BATCH = var.kafka_provisioned_pollers > 0 ? "true" : "false"
     }, local.streams_env)
 
     alert = merge({

@@ -405,7 +405,7 @@ impl<'a> KinesisBatch<'a> {
             let start = data.len();
             // A record whose data is not base64 is one bad record, not a bad batch: its text
             // goes to the quarantine with the reason.
-            let envelope_error =
+            let mut envelope_error =
                 match base64_simd::STANDARD.decode_append(r.kinesis.data.as_bytes(), &mut data) {
                     Ok(()) => None,
                     Err(e) => {
@@ -464,20 +464,7 @@ impl<'a> KinesisBatch<'a> {
                         }
                         continue;
                     }
-                    Err(e) => {
-                        records.push(Record {
-                            topic: None,
-                            stream,
-                            shard,
-                            partition_key: Some(r.kinesis.partition_key),
-                            sequence: r.kinesis.sequence_number,
-                            arrival_ms,
-                            data: start..data.len(),
-                            sub_sequence: None,
-                            envelope_error: Some(("malformed_envelope", e.to_string())),
-                        });
-                        continue;
-                    }
+                    Err(e) => envelope_error = Some(e.to_string()),
                 }
             }
             records.push(Record {

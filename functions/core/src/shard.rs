@@ -1212,32 +1212,20 @@ mod tests {
     #[test]
     fn one_future_dated_event_does_not_make_the_next_hour_late() {
         let t0 = 1_795_496_420_000; // 2026-11-24T05:00:20Z
-        let trade = |id: &str, symbol: &str, t: i64| {
-            format!(
-                r#"{{"scenario":"trades","event_id":"{id}","event_time":"{}","symbol":"{symbol}","side":"BUY","price":190.5,"quantity":10,"trade_type":"LIMIT"}}"#,
-                crate::time::format_rfc3339_ms(t)
-            )
-            .into_bytes()
-        };
-        let mut data = vec![(1_i64, trade("msft", "MSFT", t0 + 50 * 60_000), t0)];
+        let mut data = vec![(
+            "1".to_string(),
+            trade("msft", "MSFT", t0 + 50 * 60_000, 10),
+            t0,
+        )];
         for i in 0..60 {
             let t = t0 + i * 1_000;
-            data.push((2 + i, trade(&format!("aapl-{i}"), "AAPL", t), t));
+            data.push((
+                (2 + i).to_string(),
+                trade(&format!("aapl-{i}"), "AAPL", t, 10),
+                t,
+            ));
         }
-        let sequences: Vec<String> = data.iter().map(|(s, _, _)| s.to_string()).collect();
-        let records: Vec<InRecord<'_>> = data
-            .iter()
-            .zip(&sequences)
-            .map(|((_, bytes, arrival), seq)| InRecord {
-                sequence: seq,
-                arrival_ms: *arrival,
-                partition_key: Some("k"),
-                data: bytes,
-                sub_sequence: None,
-                topic: None,
-                envelope_error: None,
-            })
-            .collect();
+        let records = as_records(&data);
         let out = process_shard(&config(None, &[], 5_000), None, "s", &records).unwrap();
         let watermark = t0 + crate::stream::DEFAULT_MAX_CLOCK_SKEW_MS - 5_000;
         let expected_late = (0..60).filter(|i| t0 + i * 1_000 < watermark).count();

@@ -9,7 +9,7 @@ import time
 
 import pyarrow.parquet as pq
 
-from conftest import outbox, parquet_files
+from conftest import REPO, outbox, parquet_files
 
 ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/sluice-events"
 
@@ -490,3 +490,33 @@ def test_definitions_may_route_kafka_records_by_topic(sluice, tmp_path):
     returns = [r for f in parquet_files(tmp_path / "lake", "quarantine") for r in pq.read_table(f).to_pylist()]
     assert len(returns) == 5 and {r["reason_code"] for r in returns} == {"unknown_scenario"}
     assert "shop.returns" in returns[0]["reason"]
+
+
+def test_ndjson_and_gzip_records_are_unwrapped_when_a_definition_asks(sluice, tmp_path):
+    # Issue "Every real producer", item 5: framing = "ndjson" and compression = "gzip". The
+    # default stays one JSON object per record: the same NDJSON record is quarantined then.
+    import gzip
+
+    def lines(ids):
+        return b"\n".join(trade(i, 0) for i in ids) + b"\n"
+
+    payloads = [gzip.compress(lines(range(3))), lines(range(3, 6)), trade(6, 0), gzip.compress(b"{}")[:-4]]
+    event = tmp_path / "framed.json"
+    event.write_text(json.dumps(kinesis_event(payloads, first_seq=700, arrival=1795496401.0)))
+    definition = tmp_path / "trades.toml"
+    text = (REPO / "streams" / "trades.toml").read_text()
+    definition.write_text('framing = "ndjson"\ncompression = "gzip"\n' + text)
+    sluice("invoke", "aggregate", "--streams", definition, "--event", event, "--lake", tmp_path / "framed")
+    raw = sorted((r["sequence_number"], r["sub_sequence_number"] if r["sub_sequence_number"] is not None else -1,
+                  r["event_id"])
+                 for f in parquet_files(tmp_path / "framed", "raw") for r in pq.read_table(f).to_pylist())
+    assert raw == [("700", 0, "h-0"), ("700", 1, "h-1"), ("700", 2, "h-2"),
+                   ("701", 0, "h-3"), ("701", 1, "h-4"), ("701", 2, "h-5"), ("702", -1, "h-6")]
+    [broken] = [r for f in parquet_files(tmp_path / "framed", "quarantine") for r in pq.read_table(f).to_pylist()]
+    assert (broken["sequence_number"], broken["reason_code"]) == ("703", "malformed_envelope")
+    assert broken["reason"].startswith("gzip")
+
+    sluice("invoke", "aggregate", "--event", event, "--lake", tmp_path / "default")
+    codes = sorted((r["sequence_number"], r["reason_code"])
+                   for f in parquet_files(tmp_path / "default", "quarantine") for r in pq.read_table(f).to_pylist())
+    assert ("701", "malformed_json") in codes, codes

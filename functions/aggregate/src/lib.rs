@@ -355,7 +355,9 @@ pub async fn check_definitions(
 /// Handles one payload as the runtime received it: a Kinesis batch (one shard in practice;
 /// several are handled one after another), or a scheduled event, which is a [`sweep`].
 pub async fn handle(payload: &[u8], deps: &Deps) -> Result<Response, HandlerError> {
-    let (batch, kafka) = match Trigger::parse(payload)? {
+    let unframing = deps.settings.aggregate.streams().unframing();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (batch, kafka) = match Trigger::parse_framed(payload, now, unframing)? {
         Trigger::Kinesis(batch) => (batch, false),
         Trigger::Kafka(batch) => (batch, true),
         Trigger::Sweep { now_ms } => {

@@ -18,6 +18,74 @@ use thiserror::Error;
 
 use crate::{InRecord, kpl};
 use sluice_core::shard::EnvelopeError;
+pub use sluice_core::stream::Unframing;
+
+/// Largest record a gzip-compressed one may expand to: a bigger one is quarantined, not read.
+pub const MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
+
+/// The records one envelope record holds once unwrapped as `how` says: gzip-decompressed
+/// (into `data`) when it starts with gzip's magic bytes, then, with NDJSON, one per non-empty
+/// line. Each comes back as (its bytes in `data`, its sub-sequence number, why it cannot be
+/// read). A record of one line keeps `sub`; lines of a record of several are numbered, within
+/// a KPL user record as `(user index << 32) | line`.
+fn unframe(
+    data: &mut Vec<u8>,
+    range: Range<usize>,
+    sub: Option<u64>,
+    how: Unframing,
+) -> Vec<(Range<usize>, Option<u64>, Option<String>)> {
+    let mut range = range;
+    if how.gzip && data[range.clone()].starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let read = flate2::read::MultiGzDecoder::new(&data[range.clone()])
+            .take(MAX_DECOMPRESSED as u64 + 1)
+            .read_to_end(&mut out);
+        let error = match read {
+            Err(e) => Some(format!("gzip: {e}")),
+            Ok(n) if n > MAX_DECOMPRESSED => Some(format!(
+                "gzip: the record expands beyond {MAX_DECOMPRESSED} bytes"
+            )),
+            Ok(_) => None,
+        };
+        if error.is_some() {
+            return vec![(range, sub, error)];
+        }
+        let start = data.len();
+        data.extend_from_slice(&out);
+        range = start..data.len();
+    }
+    if !how.ndjson {
+        return vec![(range, sub, None)];
+    }
+    let mut lines = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        let end = data[at..range.end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(range.end, |i| at + i);
+        let mut line = at..end;
+        if data[line.clone()].last() == Some(&b'\r') {
+            line.end -= 1;
+        }
+        if !data[line.clone()].iter().all(u8::is_ascii_whitespace) {
+            lines.push(line);
+        }
+        at = end + 1;
+    }
+    if lines.len() <= 1 {
+        return vec![(lines.pop().unwrap_or(range), sub, None)];
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let index = sub.map_or(i as u64, |k| (k << 32) | i as u64);
+            (line, Some(index), None)
+        })
+        .collect()
+}
 
 /// The Kinesis event Lambda delivers for `records` read from the stream `stream_arn`, every
 /// field as AWS fills it.
@@ -158,6 +226,16 @@ impl<'a> Trigger<'a> {
     /// arrival time of Kafka records whose timestamp is the producer's (`CREATE_TIME`), which
     /// the watermark's bound on future events cannot trust.
     pub fn parse_at(payload: &'a [u8], received_ms: i64) -> Result<Self, PayloadError> {
+        Self::parse_framed(payload, received_ms, Unframing::default())
+    }
+
+    /// [`Trigger::parse_at`] for records unwrapped as the stream definitions ask (see
+    /// [`Unframing`]: gzip, NDJSON).
+    pub fn parse_framed(
+        payload: &'a [u8],
+        received_ms: i64,
+        how: Unframing,
+    ) -> Result<Self, PayloadError> {
         // One UTF-8 check of the whole payload, then a parser that trusts it: cheaper than
         // serde_json validating every record's strings one by one.
         let text = std::str::from_utf8(payload).map_err(|e| PayloadError::Utf8 {
@@ -165,7 +243,7 @@ impl<'a> Trigger<'a> {
         })?;
         let envelope: Envelope<'a> = serde_json::from_str(text)?;
         if let Some(records) = envelope.records {
-            return KinesisBatch::from_wire(records).map(Trigger::Kinesis);
+            return KinesisBatch::from_wire(records, how).map(Trigger::Kinesis);
         }
         if let Some(partitions) = envelope.kafka_records {
             let cluster = kafka_cluster(
@@ -176,6 +254,7 @@ impl<'a> Trigger<'a> {
                 cluster,
                 partitions,
                 received_ms,
+                how,
             )));
         }
         if let Some(info) = envelope.kinesis_batch_info {
@@ -343,6 +422,7 @@ impl<'a> KinesisBatch<'a> {
         cluster: String,
         partitions: std::collections::BTreeMap<Cow<'a, str>, Vec<KafkaWire<'a>>>,
         received_ms: i64,
+        how: Unframing,
     ) -> Self {
         let mut data = Vec::new();
         let mut records = Vec::new();
@@ -377,23 +457,35 @@ impl<'a> KinesisBatch<'a> {
                         }
                     },
                 };
-                records.push(Record {
-                    topic: Some(w.topic),
-                    stream: Cow::Owned(cluster.clone()),
-                    shard: Cow::Owned(shard),
-                    partition_key: partition_key.map(Cow::Owned),
-                    sequence: Cow::Owned(w.offset.to_string()),
-                    arrival_ms,
-                    data: start..data.len(),
-                    sub_sequence: None,
-                    envelope_error,
-                });
+                let pieces = match envelope_error {
+                    Some((code, e)) => vec![(start..data.len(), None, Some((code, e)))],
+                    None => {
+                        let whole = start..data.len();
+                        unframe(&mut data, whole, None, how)
+                    }
+                    .into_iter()
+                    .map(|(r, sub, e)| (r, sub, e.map(|e| ("malformed_envelope", e))))
+                    .collect(),
+                };
+                for (range, sub, error) in pieces {
+                    records.push(Record {
+                        topic: Some(w.topic.clone()),
+                        stream: Cow::Owned(cluster.clone()),
+                        shard: Cow::Owned(shard.clone()),
+                        partition_key: partition_key.clone().map(Cow::Owned),
+                        sequence: Cow::Owned(w.offset.to_string()),
+                        arrival_ms,
+                        data: range,
+                        sub_sequence: sub,
+                        envelope_error: error,
+                    });
+                }
             }
         }
         Self { records, data }
     }
 
-    fn from_wire(wire_records: Vec<WireRecord<'a>>) -> Result<Self, PayloadError> {
+    fn from_wire(wire_records: Vec<WireRecord<'a>>, how: Unframing) -> Result<Self, PayloadError> {
         // Decoded data is at most 3/4 of its base64 text.
         let capacity = wire_records
             .iter()
@@ -450,34 +542,48 @@ impl<'a> KinesisBatch<'a> {
                         for (i, user) in users.into_iter().enumerate() {
                             let from = data.len();
                             data.extend_from_slice(&user.data);
-                            records.push(Record {
-                                topic: None,
-                                stream: stream.clone(),
-                                shard: shard.clone(),
-                                partition_key: Some(Cow::Owned(user.partition_key)),
-                                sequence: r.kinesis.sequence_number.clone(),
-                                arrival_ms,
-                                data: from..data.len(),
-                                sub_sequence: Some(i as u64),
-                                envelope_error: None,
-                            });
+                            let range = from..data.len();
+                            for (range, sub, error) in
+                                unframe(&mut data, range, Some(i as u64), how)
+                            {
+                                records.push(Record {
+                                    topic: None,
+                                    stream: stream.clone(),
+                                    shard: shard.clone(),
+                                    partition_key: Some(Cow::Owned(user.partition_key.clone())),
+                                    sequence: r.kinesis.sequence_number.clone(),
+                                    arrival_ms,
+                                    data: range,
+                                    sub_sequence: sub,
+                                    envelope_error: error.map(|e| ("malformed_envelope", e)),
+                                });
+                            }
                         }
                         continue;
                     }
                     Err(e) => envelope_error = Some(e.to_string()),
                 }
             }
-            records.push(Record {
-                topic: None,
-                stream,
-                shard,
-                partition_key: Some(r.kinesis.partition_key),
-                sequence: r.kinesis.sequence_number,
-                arrival_ms,
-                data: start..data.len(),
-                sub_sequence: None,
-                envelope_error: envelope_error.map(|e| ("malformed_envelope", e)),
-            });
+            let pieces = match envelope_error {
+                Some(e) => vec![(start..data.len(), None, Some(e))],
+                None => {
+                    let whole = start..data.len();
+                    unframe(&mut data, whole, None, how)
+                }
+            };
+            for (range, sub, error) in pieces {
+                records.push(Record {
+                    topic: None,
+                    stream: stream.clone(),
+                    shard: shard.clone(),
+                    partition_key: Some(r.kinesis.partition_key.clone()),
+                    sequence: r.kinesis.sequence_number.clone(),
+                    arrival_ms,
+                    data: range,
+                    sub_sequence: sub,
+                    envelope_error: error.map(|e| ("malformed_envelope", e)),
+                });
+            }
         }
         Ok(Self { records, data })
     }

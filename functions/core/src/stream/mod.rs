@@ -388,6 +388,10 @@ pub struct StreamDef {
     pub route: Option<Route>,
     /// `[route] topic`: the stream's records are those of this Kafka topic.
     pub topic: Option<String>,
+    /// `framing = "ndjson"`: a record may hold several events, one per line.
+    pub ndjson: bool,
+    /// `compression = "gzip"`: records may arrive gzip-compressed.
+    pub gzip: bool,
     /// Index of the event-time field (a timestamp field).
     pub time_field: usize,
     /// Per-stream allowed lateness; the command line's default applies when absent.
@@ -438,7 +442,25 @@ pub struct StreamSet {
     streams: Vec<StreamDef>,
 }
 
+/// How records are unwrapped before decoding, for every stream of a set: a record is gzip-
+/// decompressed when some definition declares `compression = "gzip"` and the record starts with
+/// gzip's magic bytes, and split into lines when some definition declares
+/// `framing = "ndjson"`. With neither (the default) a record is one JSON object, as it comes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unframing {
+    pub ndjson: bool,
+    pub gzip: bool,
+}
+
 impl StreamSet {
+    /// The unframing the set's definitions ask for.
+    pub fn unframing(&self) -> Unframing {
+        Unframing {
+            ndjson: self.streams.iter().any(|s| s.ndjson),
+            gzip: self.streams.iter().any(|s| s.gzip),
+        }
+    }
+
     /// Parses and checks `(file, text)` pairs: each alone, then together (unique names; routes
     /// that tell the streams apart when there are several).
     pub fn from_sources<'a>(

@@ -31,6 +31,10 @@ struct RawStream {
     rollups: Vec<S<RawRollup>>,
     #[serde(default)]
     windows: Vec<S<RawWindow>>,
+    /// `ndjson`: several events per record, one per line.
+    framing: Option<S<String>>,
+    /// `gzip`: records may arrive gzip-compressed.
+    compression: Option<S<String>>,
     /// What the stream is, for docs and generated table comments.
     #[serde(default)]
     doc: String,
@@ -631,6 +635,34 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         Some(h) => parse_duration_ms(h.get_ref())
             .map_err(|e| ctx.err(h.span(), format!("dedup_horizon: {e}")))?,
     };
+    let ndjson = match &raw.framing {
+        None => false,
+        Some(f) if f.get_ref() == "ndjson" => true,
+        Some(f) if f.get_ref() == "json" => false,
+        Some(f) => {
+            return Err(ctx.err(
+                f.span(),
+                format!(
+                    "framing {:?}: expected \"json\" (one event per record, the default) or \"ndjson\" (one per line)",
+                    f.get_ref()
+                ),
+            ));
+        }
+    };
+    let gzip = match &raw.compression {
+        None => false,
+        Some(c) if c.get_ref() == "gzip" => true,
+        Some(c) if c.get_ref() == "none" => false,
+        Some(c) => {
+            return Err(ctx.err(
+                c.span(),
+                format!(
+                    "compression {:?}: expected \"gzip\" or \"none\"",
+                    c.get_ref()
+                ),
+            ));
+        }
+    };
     let (route, topic) = match &raw.route {
         None => (None, None),
         Some(r) => match (&r.field, &r.value, &r.topic) {
@@ -975,6 +1007,8 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         dedup,
         route,
         topic,
+        ndjson,
+        gzip,
         time_field,
         allowed_lateness_ms,
         max_clock_skew_ms,

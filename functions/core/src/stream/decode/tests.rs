@@ -388,3 +388,29 @@ type = "double"
         "{err}"
     );
 }
+
+#[test]
+fn framing_and_compression_are_read_and_a_wrong_one_is_named() {
+    let base = crate::stream::BUILTIN
+        .iter()
+        .find(|(f, _)| f.ends_with("trades.toml"))
+        .unwrap()
+        .1;
+    let framed = format!("framing = \"ndjson\"\ncompression = \"gzip\"\n{base}");
+    let set = crate::stream::StreamSet::from_sources([("t.toml", framed.as_str())]).unwrap();
+    assert_eq!(
+        set.unframing(),
+        crate::stream::Unframing {
+            ndjson: true,
+            gzip: true
+        }
+    );
+    assert_eq!(
+        crate::stream::StreamSet::builtin().unframing(),
+        crate::stream::Unframing::default()
+    );
+    let wrong = format!("framing = \"csv\"\n{base}");
+    let err = crate::stream::StreamSet::from_sources([("t.toml", wrong.as_str())]).unwrap_err();
+    assert!(err.to_string().starts_with("t.toml:1:"), "{err}");
+    assert!(err.to_string().contains("\"ndjson\""), "{err}");
+}

@@ -400,14 +400,17 @@ def test_kpl_aggregated_records_are_unpacked_and_a_bad_digest_is_quarantined(slu
     assert windows(lake) and windows(lake) == windows(tmp_path / "plain")
 
 
-def kafka_event(source, payloads, keys, topic="trades", partition=0, first_offset=15, timestamp_type="CREATE_TIME"):
+def kafka_event(source, payloads, keys, topic="trades", partition=0, first_offset=15, timestamp_type="CREATE_TIME",
+                headers=None):
     """Lambda's Kafka event as its documentation shows it (Amazon MSK or self-managed Kafka);
-    `payloads` may hold None (a tombstone), `keys` None (a null key)."""
+    `payloads` may hold None (a tombstone), `keys` None (a null key); `headers` one dict per
+    record (name → bytes), by default the documentation's."""
     b64 = lambda b: None if b is None else base64.b64encode(b).decode()  # noqa: E731
+    headers = headers or [{"headerKey": b"headerValue"}] * len(payloads)
     records = [{"topic": topic, "partition": partition, "offset": first_offset + i, "timestamp": (1795496401 + i) * 1000,
                 "timestampType": timestamp_type, "key": b64(k), "value": b64(v),
-                "headers": [{"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]}]}
-               for i, (k, v) in enumerate(zip(keys, payloads))]
+                "headers": [{name: list(value)} for name, value in h.items()]}
+               for i, (k, v, h) in enumerate(zip(keys, payloads, headers))]
     event = {"eventSource": source,
              "bootstrapServers": "b-2.demo-cluster-1.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092,"
                                  "b-1.demo-cluster-1.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092",
@@ -520,3 +523,25 @@ def test_ndjson_and_gzip_records_are_unwrapped_when_a_definition_asks(sluice, tm
     codes = sorted((r["sequence_number"], r["reason_code"])
                    for f in parquet_files(tmp_path / "default", "quarantine") for r in pq.read_table(f).to_pylist())
     assert ("701", "malformed_json") in codes, codes
+
+
+def test_definitions_may_route_kafka_records_by_header(sluice, tmp_path):
+    # `[route] header = "type"` and `value`: one topic carrying two kinds of record, told apart
+    # by a Kafka header, as Lambda delivers headers (name → list of bytes).
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    for name in ("order", "payment"):
+        (streams / f"{name}.toml").write_text(
+            f'name = "{name}s"\nkey = "id"\n[route]\nheader = "type"\nvalue = "{name}"\n[time]\nfield = "t"\n'
+            'format = "epoch_ms"\n[fields.id]\ntype = "string"\n[fields.amount]\ntype = "double"\n')
+    record = json.dumps({"id": "c1", "t": 1795496400000, "amount": 1.0}).encode()
+    kinds = [b"order", b"payment", b"order", b"refund"]
+    event = tmp_path / "shop.json"
+    event.write_text(json.dumps(kafka_event("aws:kafka", [record] * 4, [b"k"] * 4, topic="shop",
+                                            headers=[{"type": k} for k in kinds])))
+    sluice("invoke", "aggregate", "--streams", streams, "--event", event, "--lake", tmp_path / "lake")
+    count = lambda name: sum(pq.read_table(f).num_rows  # noqa: E731
+                             for f in parquet_files(tmp_path / "lake", f"raw/scenario={name}"))
+    assert (count("orders"), count("payments")) == (2, 1)
+    [refund] = [r for f in parquet_files(tmp_path / "lake", "quarantine") for r in pq.read_table(f).to_pylist()]
+    assert refund["reason_code"] == "unknown_scenario" and "type=refund" in refund["reason"]

@@ -781,6 +781,7 @@ pub async fn replay(
             data: &r.data,
             sub_sequence: *sub,
             topic: None,
+            headers: &[],
             envelope_error: error
                 .as_deref()
                 .map(|reason| sluice_core::shard::EnvelopeError {

@@ -179,6 +179,9 @@ struct KafkaWire<'a> {
     key: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     value: Option<Cow<'a, str>>,
+    /// `[{"name": [byte, ...]}, ...]`, as Lambda sends Kafka headers.
+    #[serde(default)]
+    headers: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
 }
 
 /// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>
@@ -367,6 +370,8 @@ struct Record<'a> {
     sub_sequence: Option<u64>,
     /// The Kafka topic.
     topic: Option<Cow<'a, str>>,
+    /// The Kafka record's headers (name, value).
+    headers: Vec<(String, Vec<u8>)>,
     /// Why the record's data could not be read from the envelope: the quarantine reason code
     /// and reason (what there was is kept as the data).
     envelope_error: Option<(&'static str, String)>,
@@ -430,6 +435,11 @@ impl<'a> KinesisBatch<'a> {
             for w in wires {
                 let start = data.len();
                 let shard = format!("{}-{}", w.topic, w.partition);
+                let headers: Vec<(String, Vec<u8>)> = w
+                    .headers
+                    .iter()
+                    .flat_map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect();
                 let arrival_ms = match (w.timestamp_type.as_deref(), w.timestamp) {
                     (Some("LOG_APPEND_TIME"), Some(t)) => t,
                     _ => received_ms,
@@ -470,6 +480,7 @@ impl<'a> KinesisBatch<'a> {
                 for (range, sub, error) in pieces {
                     records.push(Record {
                         topic: Some(w.topic.clone()),
+                        headers: headers.clone(),
                         stream: Cow::Owned(cluster.clone()),
                         shard: Cow::Owned(shard.clone()),
                         partition_key: partition_key.clone().map(Cow::Owned),
@@ -548,6 +559,7 @@ impl<'a> KinesisBatch<'a> {
                             {
                                 records.push(Record {
                                     topic: None,
+                                    headers: Vec::new(),
                                     stream: stream.clone(),
                                     shard: shard.clone(),
                                     partition_key: Some(Cow::Owned(user.partition_key.clone())),
@@ -574,6 +586,7 @@ impl<'a> KinesisBatch<'a> {
             for (range, sub, error) in pieces {
                 records.push(Record {
                     topic: None,
+                    headers: Vec::new(),
                     stream: stream.clone(),
                     shard: shard.clone(),
                     partition_key: Some(r.kinesis.partition_key.clone()),
@@ -610,6 +623,7 @@ impl<'a> KinesisBatch<'a> {
                     data: &self.data[r.data.clone()],
                     sub_sequence: r.sub_sequence,
                     topic: r.topic.as_deref(),
+                    headers: &r.headers,
                     envelope_error: r
                         .envelope_error
                         .as_ref()

@@ -72,6 +72,8 @@ pub struct InRecord<'a> {
     pub sub_sequence: Option<u64>,
     /// The Kafka topic the record came from (routes it to a definition with `[route] topic`).
     pub topic: Option<&'a str>,
+    /// The Kafka record's headers, name and value (route by `[route] header`).
+    pub headers: &'a [(String, Vec<u8>)],
     /// Why the envelope's data could not be read (`data` then holds what there was): the
     /// record is quarantined with this code and reason.
     pub envelope_error: Option<EnvelopeError<'a>>,
@@ -335,7 +337,7 @@ fn process(
         }
         match config
             .decoder()
-            .decode_in(r.data, Some(r.arrival_ms), r.topic)
+            .decode_routed(r.data, Some(r.arrival_ms), r.topic, r.headers)
         {
             Ok(record) => {
                 let def = &config.streams().streams()[record.stream];
@@ -782,6 +784,7 @@ mod tests {
                 data: bytes,
                 sub_sequence: None,
                 topic: None,
+                headers: &[],
                 envelope_error: None,
             })
             .collect()
@@ -927,6 +930,7 @@ mod tests {
                 data: bytes,
                 sub_sequence: None,
                 topic: None,
+                headers: &[],
                 envelope_error: None,
             })
             .collect()

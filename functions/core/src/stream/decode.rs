@@ -115,6 +115,8 @@ struct StreamPlan {
     route: Option<(usize, String)>,
     /// `[route] topic`.
     topic: Option<String>,
+    /// `[route] header` and `value`.
+    header: Option<(String, String)>,
     fields: Vec<FieldPlan>,
 }
 
@@ -143,6 +145,12 @@ impl Clone for Decoder {
 
 const NO_MEMBER: u16 = u16::MAX;
 
+/// What routes a record besides its members: its Kafka topic and headers.
+struct Meta<'a> {
+    topic: Option<&'a str>,
+    headers: &'a [(String, Vec<u8>)],
+}
+
 fn member(members: &mut Vec<String>, nested: &mut Vec<bool>, name: &str, deep: bool) -> usize {
     let i = members.iter().position(|m| m == name).unwrap_or_else(|| {
         members.push(name.to_string());
@@ -167,6 +175,7 @@ impl Decoder {
                     )
                 }),
                 topic: def.topic.clone(),
+                header: def.header_route.clone(),
                 fields: def
                     .fields
                     .iter()
@@ -242,6 +251,19 @@ impl Decoder {
         arrival_ms: Option<i64>,
         topic: Option<&str>,
     ) -> Result<Record, Rejected> {
+        self.decode_routed(bytes, arrival_ms, topic, &[])
+    }
+
+    /// [`Decoder::decode_in`] for a Kafka record with `headers` (name, value), which route it
+    /// to a definition with `[route] header`.
+    pub fn decode_routed(
+        &self,
+        bytes: &[u8],
+        arrival_ms: Option<i64>,
+        topic: Option<&str>,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<Record, Rejected> {
+        let meta = Meta { topic, headers };
         let reject = |stream, error| Rejected { stream, error };
         // One UTF-8 check of the whole record, then a parser that trusts it.
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -258,19 +280,19 @@ impl Decoder {
             };
             // A member the route does not read may be what failed: file the record under
             // its stream when the route alone can still be read.
-            reject(self.probe(text, topic), error)
+            reject(self.probe(text, &meta), error)
         })?;
         if let Some(i) = duplicate {
             // A repeated route member leaves the stream itself in doubt.
             let stream = (!self.is_route_member(i))
-                .then(|| self.route(&cells, topic).ok())
+                .then(|| self.route(&cells, &meta).ok())
                 .flatten();
             return Err(reject(
                 stream,
                 DecodeError::Duplicate(self.members[i].clone()),
             ));
         }
-        let stream = self.route(&cells, topic).map_err(|e| reject(None, e))?;
+        let stream = self.route(&cells, &meta).map_err(|e| reject(None, e))?;
         self.fields(stream, &cells, arrival_ms)
             .map_err(|e| reject(Some(stream), e))
     }
@@ -304,17 +326,28 @@ impl Decoder {
     }
 
     /// The stream of a record whose members did not all parse, read from its route alone.
-    fn probe(&self, text: &str, topic: Option<&str>) -> Option<usize> {
+    fn probe(&self, text: &str, meta: &Meta<'_>) -> Option<usize> {
         let mut cells = Cells::new();
         self.capture(text, true, &mut cells).ok()?;
-        self.route(&cells, topic).ok()
+        self.route(&cells, meta).ok()
     }
 
-    fn route(&self, cells: &[Option<Cell<'_>>], topic: Option<&str>) -> Result<usize, DecodeError> {
+    fn route(&self, cells: &[Option<Cell<'_>>], meta: &Meta<'_>) -> Result<usize, DecodeError> {
+        let topic = meta.topic;
         let mut routed_on: Option<usize> = None;
         for (i, plan) in self.plans.iter().enumerate() {
             if let Some(t) = &plan.topic {
                 if topic == Some(t.as_str()) {
+                    return Ok(i);
+                }
+                continue;
+            }
+            if let Some((name, value)) = &plan.header {
+                if meta
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == name && v.as_slice() == value.as_bytes())
+                {
                     return Ok(i);
                 }
                 continue;
@@ -332,14 +365,27 @@ impl Decoder {
             }
         }
         let Some(member) = routed_on else {
-            // Every stream routes by topic, and this one is none of theirs.
+            // Every stream routes by topic or header, and this record matches none of them.
+            let headers: Vec<String> = meta
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+                .collect();
             return Err(DecodeError::UnknownStream {
-                field: "(Kafka topic)".into(),
-                value: topic.unwrap_or("(none: not a Kafka record)").to_string(),
+                field: "(Kafka topic and headers)".into(),
+                value: format!(
+                    "{} [{}]",
+                    topic.unwrap_or("(not a Kafka record)"),
+                    headers.join(", ")
+                ),
                 expected: self
                     .plans
                     .iter()
-                    .filter_map(|p| p.topic.as_deref())
+                    .filter_map(|p| {
+                        p.topic
+                            .clone()
+                            .or_else(|| p.header.as_ref().map(|(k, v)| format!("header {k}={v}")))
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             });

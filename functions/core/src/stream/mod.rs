@@ -388,6 +388,8 @@ pub struct StreamDef {
     pub route: Option<Route>,
     /// `[route] topic`: the stream's records are those of this Kafka topic.
     pub topic: Option<String>,
+    /// `[route] header` and `value`: the stream's records carry this Kafka header value.
+    pub header_route: Option<(String, String)>,
     /// `framing = "ndjson"`: a record may hold several events, one per line.
     pub ndjson: bool,
     /// `compression = "gzip"`: records may arrive gzip-compressed.
@@ -493,7 +495,7 @@ impl StreamSet {
         if streams.len() > 1
             && let Some(s) = streams
                 .iter()
-                .find(|s| s.route.is_none() && s.topic.is_none())
+                .find(|s| s.route.is_none() && s.topic.is_none() && s.header_route.is_none())
         {
             return Err(DefinitionError {
                 file: s.file.clone(),

@@ -74,6 +74,8 @@ struct RawRoute {
     value: Option<S<String>>,
     /// The Kafka topic the stream's records come from (instead of a field and value).
     topic: Option<S<String>>,
+    /// A Kafka header whose value (`value`) marks the stream's records (instead of a field).
+    header: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -663,31 +665,49 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
             ));
         }
     };
-    let (route, topic) = match &raw.route {
-        None => (None, None),
-        Some(r) => match (&r.field, &r.value, &r.topic) {
-            (Some(field), Some(value), None) => (
+    let (route, topic, header_route) = match &raw.route {
+        None => (None, None, None),
+        Some(r) => match (&r.field, &r.value, &r.topic, &r.header) {
+            (Some(field), Some(value), None, None) => (
                 Some(Route {
                     field: field.get_ref().clone(),
                     value: value.get_ref().clone(),
                 }),
                 None,
+                None,
             ),
-            (None, None, Some(topic)) => (None, Some(topic.get_ref().clone())),
-            (_, _, Some(topic)) => {
+            (None, None, Some(topic), None) => (None, Some(topic.get_ref().clone()), None),
+            (None, Some(value), None, Some(header)) => (
+                None,
+                None,
+                Some((header.get_ref().clone(), value.get_ref().clone())),
+            ),
+            (_, _, Some(topic), _) => {
                 return Err(ctx.err(
                     topic.span(),
-                    "[route] takes either topic, or field and value, not both",
+                    "[route] takes either topic, or field and value, or header and value",
                 ));
             }
-            (Some(field), None, None) => {
+            (Some(field), _, _, Some(_)) => {
+                return Err(ctx.err(
+                    field.span(),
+                    "[route] takes either field and value, or header and value, not both",
+                ));
+            }
+            (Some(field), None, None, None) => {
                 return Err(ctx.err(field.span(), "[route] field needs a value"));
             }
-            (None, Some(value), None) => {
-                return Err(ctx.err(value.span(), "[route] value needs a field"));
+            (None, None, None, Some(header)) => {
+                return Err(ctx.err(header.span(), "[route] header needs a value"));
             }
-            (None, None, None) => {
-                return Err(ctx.err(raw.name.span(), "[route] needs field and value, or topic"));
+            (None, Some(value), None, None) => {
+                return Err(ctx.err(value.span(), "[route] value needs a field or a header"));
+            }
+            (None, None, None, None) => {
+                return Err(ctx.err(
+                    raw.name.span(),
+                    "[route] needs field and value, header and value, or topic",
+                ));
             }
         },
     };
@@ -1007,6 +1027,7 @@ pub fn parse(file: &str, text: &str) -> Result<StreamDef, DefinitionError> {
         dedup,
         route,
         topic,
+        header_route,
         ndjson,
         gzip,
         time_field,

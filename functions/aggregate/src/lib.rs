@@ -602,18 +602,16 @@ pub async fn sweep(deps: &Deps, now_ms: i64) -> Result<SweepReport, HandlerError
     for dir in state::shard_dirs(prefix, &keys) {
         let shard_id = dir.rsplit('/').next().unwrap_or_default();
         let stream = dir.rsplit('/').nth(1).unwrap_or_default().to_string();
-        let closed_here = match &deps.shard_directory {
-            Some(directory) if !closed.contains_key(&stream) => {
-                let shards = directory.closed_shards(&stream).await?;
-                closed
-                    .entry(stream.clone())
-                    .or_insert(shards)
-                    .contains(&shard_id.to_string())
-            }
-            _ => closed
-                .get(&stream)
-                .is_some_and(|shards| shards.iter().any(|s| s == shard_id)),
-        };
+        // One ListShards per stream per sweep.
+        if let Some(directory) = &deps.shard_directory
+            && !closed.contains_key(&stream)
+        {
+            let shards = directory.closed_shards(&stream).await?;
+            closed.insert(stream.clone(), shards);
+        }
+        let closed_here = closed
+            .get(&stream)
+            .is_some_and(|shards| shards.iter().any(|s| s == shard_id));
         let closed_shard = closed_here.then_some(stream.as_str());
         match sweep_one(
             deps,

@@ -377,6 +377,19 @@ struct Record<'a> {
     envelope_error: Option<(&'static str, String)>,
 }
 
+/// The part `f` picks of a string read from the payload, still borrowing the payload when the
+/// string did (it only did not when JSON escapes had to be resolved).
+fn part_of<'a>(
+    text: Option<Cow<'a, str>>,
+    f: impl for<'s> Fn(Option<&'s str>) -> &'s str,
+) -> Cow<'a, str> {
+    match text {
+        Some(Cow::Borrowed(t)) => Cow::Borrowed(f(Some(t))),
+        Some(Cow::Owned(t)) => Cow::Owned(f(Some(&t)).to_string()),
+        None => Cow::Borrowed(f(None)),
+    }
+}
+
 /// The name a Kafka cluster's partitions keep their state under: the UUID at the end of an
 /// MSK cluster ARN, or `kafka-` and a hash of the bootstrap servers (self-managed Kafka).
 fn kafka_cluster(arn: Option<&str>, bootstrap: Option<&str>) -> String {
@@ -526,24 +539,11 @@ impl<'a> KinesisBatch<'a> {
                     sequence: r.kinesis.sequence_number.to_string(),
                 })?;
             // Lambda's `eventID` is `shardId-000000000000:4954...`.
-            let shard: Cow<'a, str> = match r.event_id {
-                Some(Cow::Borrowed(id)) => {
-                    Cow::Borrowed(id.split_once(':').map_or("shard-unknown", |(s, _)| s))
-                }
-                Some(Cow::Owned(id)) => Cow::Owned(
-                    id.split_once(':')
-                        .map_or("shard-unknown", |(s, _)| s)
-                        .to_string(),
-                ),
-                None => Cow::Borrowed("shard-unknown"),
-            };
-            let stream: Cow<'a, str> = match r.event_source_arn {
-                Some(Cow::Borrowed(arn)) => Cow::Borrowed(crate::state::stream_name(Some(arn))),
-                Some(Cow::Owned(arn)) => {
-                    Cow::Owned(crate::state::stream_name(Some(&arn)).to_string())
-                }
-                None => Cow::Borrowed(crate::state::stream_name(None)),
-            };
+            let shard = part_of(r.event_id, |id| {
+                id.and_then(|id| id.split_once(':'))
+                    .map_or("shard-unknown", |(s, _)| s)
+            });
+            let stream = part_of(r.event_source_arn, crate::state::stream_name);
             if envelope_error.is_none() && kpl::is_aggregated(&data[start..]) {
                 // The user records replace the aggregate in the data buffer; an unreadable
                 // aggregate stays whole, quarantined with the reason.

@@ -393,11 +393,7 @@ fn process(
     let mut out = Output::default();
     aggregator.advance(&mut out);
     stats.evicted_series = aggregator.evict_idle_series();
-    for (i, def) in config.streams().streams().iter().enumerate() {
-        if let Some(w) = aggregator.watermark_ms(i) {
-            dedup.evict(&def.name, w.saturating_sub(def.dedup_horizon_ms));
-        }
-    }
+    evict_dedup(config, &aggregator, &mut dedup);
     stats.events = events.len();
     stats.quarantined = quarantine.len();
     stats.late = late.len();
@@ -439,6 +435,15 @@ fn process(
     })
 }
 
+/// Forgets the dedup ids of every stream that fell behind its horizon from the watermark.
+fn evict_dedup(config: &AggregateConfig, aggregator: &Aggregator<'_>, dedup: &mut DedupState) {
+    for (i, def) in config.streams().streams().iter().enumerate() {
+        if let Some(w) = aggregator.watermark_ms(i) {
+            dedup.evict(&def.name, w.saturating_sub(def.dedup_horizon_ms));
+        }
+    }
+}
+
 /// A sweep of one shard at wall-clock `now_ms` (ms since the epoch): every stream whose last
 /// event arrived more than `idle_timeout_ms` earlier has its watermark moved as if event time
 /// had gone on with the clock (see [`crate::window::WindowEngine::advance_idle`]), and what that
@@ -461,11 +466,7 @@ pub fn sweep_shard(
     }
     let evicted_series = aggregator.evict_idle_series();
     let mut dedup = prior.dedup;
-    for (i, def) in config.streams().streams().iter().enumerate() {
-        if let Some(w) = aggregator.watermark_ms(i) {
-            dedup.evict(&def.name, w.saturating_sub(def.dedup_horizon_ms));
-        }
-    }
+    evict_dedup(config, &aggregator, &mut dedup);
     let batch = BatchId {
         shard_id: shard_id.to_string(),
         first_sequence: prior.last_sequence.clone().unwrap_or_else(|| "0".into()),

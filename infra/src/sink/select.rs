@@ -8,7 +8,9 @@ use super::{EventSink, KinesisSink};
 
 /// The configured sink: Kinesis (`SLUICE_STREAM_NAME`) or, with `SLUICE_SINK=eventhubs`,
 /// Event Hubs (`SLUICE_EVENTHUBS_NAMESPACE`, `SLUICE_EVENTHUBS_NAME`, and the send-only connection
-/// string in the Secrets Manager secret `SLUICE_EVENTHUBS_SECRET_ARN`).
+/// string in the Secrets Manager secret `SLUICE_EVENTHUBS_SECRET_ARN`; optionally
+/// `SLUICE_EVENTHUBS_ENDPOINT`, the address the AMQP socket connects to instead of the namespace,
+/// e.g. a proxy).
 pub async fn sink_from_env(
     config: &aws_config::SdkConfig,
 ) -> Result<Arc<dyn EventSink>, ConfigError> {
@@ -47,7 +49,8 @@ async fn eventhubs_from_env(
             format!("the connection string is not for namespace {namespace}"),
         ));
     }
-    let sink = super::EventHubsSink::open(&connection, &hub)
+    let endpoint = optional_env("SLUICE_EVENTHUBS_ENDPOINT");
+    let sink = super::EventHubsSink::open(&connection, &hub, endpoint.as_deref())
         .await
         .map_err(|e| ConfigError::invalid("SLUICE_EVENTHUBS_NAME", &hub, e))?;
     Ok(Arc::new(sink))
@@ -61,6 +64,7 @@ async fn eventhubs_from_env(
         optional_env("SLUICE_EVENTHUBS_NAMESPACE"),
         optional_env("SLUICE_EVENTHUBS_NAME"),
         optional_env("SLUICE_EVENTHUBS_SECRET_ARN"),
+        optional_env("SLUICE_EVENTHUBS_ENDPOINT"),
     );
     Err(ConfigError::invalid(
         "SLUICE_SINK",

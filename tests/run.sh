@@ -54,6 +54,9 @@ if [ -f terraform/checks/contract.sh ]; then
 fi
 
 step "local end-to-end tests (pytest)"
+# Artifacts the tests keep (the dashboard's screenshot).
+export SLUICE_ARTIFACTS="${SLUICE_ARTIFACTS:-$CARGO_TARGET_DIR/test-artifacts}"
+echo "artifacts: $SLUICE_ARTIFACTS"
 SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" "$VENVS/e2e/bin/pytest" -q tests --ignore=tests/terraform --ignore=tests/aws
 
 step "reference Python handler: same raw, quarantine and window rows as sluice's aggregate (pytest)"

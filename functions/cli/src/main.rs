@@ -11,6 +11,7 @@
 //! - `payloads`: building the Lambda payloads the handlers take.
 
 mod bench;
+mod dashboard;
 mod detect;
 mod eval;
 mod invoke;
@@ -20,6 +21,7 @@ mod query;
 mod replay;
 mod run;
 mod sketch_udaf;
+mod tiles;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run SQL over the lake (tables: trades, telemetry, clickstream, windows, anomalies, late, quarantine).
     Query(query::QueryArgs),
+    /// A live local dashboard over the lake (the tiles of dashboards/tiles.toml and one per metric).
+    Dashboard(dashboard::DashboardArgs),
     /// Run one handler on one Lambda payload (KinesisEvent, S3 event or scheduled event JSON).
     Invoke(invoke::InvokeArgs),
     /// Process again, once, a stream range Lambda gave up on (its DLQ message).
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Query(args) => query::query(args).await,
+            Command::Dashboard(args) => dashboard::dashboard(args).await,
             Command::Invoke(args) => invoke::invoke(args).await,
             Command::Replay(args) => replay::replay(args).await,
             Command::Detect(args) => detect::detect(args),

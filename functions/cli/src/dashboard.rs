@@ -1,0 +1,334 @@
+//! `sluice dashboard`: a local web page over the lake, live while `sluice run` writes into it.
+//!
+//! An axum server answers the page and one JSON endpoint per tile. Each request runs the tile's
+//! query through the same DataFusion session `sluice query` builds, re-listing the lake each
+//! time. Local objects are published by rename from `<lake>/.staging/`, so a query sees whole
+//! Parquet files only. The charts are Apache ECharts, vendored under `dashboards/vendor/` with
+//! its licence and served from the binary: no network at run time, no build step.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Args;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::stream::StreamSet;
+
+use crate::local::StreamsArg;
+use crate::tiles::{self, Dialect, Params, Tile};
+
+const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
+const APP_JS: &str = include_str!("../../../dashboards/web/app.js");
+const ECHARTS_JS: &str = include_str!("../../../dashboards/vendor/echarts-5.6.0/echarts.min.js");
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Expand {
+    /// As Grafana's Athena data source does.
+    Athena,
+    /// As `sluice dashboard` does.
+    Datafusion,
+}
+
+#[derive(Args)]
+pub struct DashboardArgs {
+    /// The lake directory written by `sluice run`.
+    #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]
+    pub lake: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// A tile file replacing the shipped dashboards/tiles.toml.
+    #[arg(long, value_name = "PATH")]
+    pub tiles: Option<PathBuf>,
+    /// Print the tiles (shipped and generated from the stream definitions) as JSON and exit.
+    #[arg(long)]
+    pub list_tiles: bool,
+    /// With --list-tiles: expand the macros for this engine, over the last hour and all keys.
+    #[arg(long, value_enum, requires = "list_tiles")]
+    pub expand: Option<Expand>,
+    #[command(flatten)]
+    pub streams: StreamsArg,
+}
+
+struct App {
+    lake: PathBuf,
+    streams: StreamSet,
+    tiles: Vec<Tile>,
+}
+
+/// The tiles in force: the tile file's (shipped unless `--tiles`) for the loaded streams, then
+/// one per metric.
+pub fn load_tiles(path: Option<&PathBuf>, streams: &StreamSet) -> anyhow::Result<Vec<Tile>> {
+    let shipped = match path {
+        None => tiles::parse(tiles::SHIPPED_PATH, tiles::SHIPPED)?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            tiles::parse(&path.display().to_string(), &text)?
+        }
+    };
+    Ok(tiles::for_streams(shipped, streams))
+}
+
+pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    let streams = args.streams.load()?;
+    let tiles = load_tiles(args.tiles.as_ref(), &streams)?;
+    if args.list_tiles {
+        let mut tiles = tiles;
+        if let Some(expand) = args.expand {
+            let dialect = match expand {
+                Expand::Athena => Dialect::Athena,
+                Expand::Datafusion => Dialect::DataFusion,
+            };
+            let to = chrono::Utc::now().timestamp_millis();
+            let params = Params {
+                from_ms: to - 3_600_000,
+                to_ms: to,
+                key: String::new(),
+            };
+            for tile in &mut tiles {
+                tile.sql = tiles::expand(&tile.sql, &params, dialect)?;
+                if let Some(markers) = &tile.markers_sql {
+                    tile.markers_sql = Some(tiles::expand(markers, &params, dialect)?);
+                }
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&tiles)?);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.lake)
+        .with_context(|| format!("creating the lake directory {}", args.lake.display()))?;
+    let app = Arc::new(App {
+        lake: args.lake.clone(),
+        streams,
+        tiles,
+    });
+    let router = Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/vendor/echarts.min.js", get(echarts_js))
+        .route("/api/tiles", get(list))
+        .route("/api/tiles/{id}", get(tile))
+        .with_state(app);
+    let address = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let bound = listener.local_addr()?;
+    println!("dashboard: http://{bound}/  (lake {})", args.lake.display());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving the dashboard")
+}
+
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        INDEX_HTML,
+    )
+}
+
+async fn app_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+}
+
+async fn echarts_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        ECHARTS_JS,
+    )
+}
+
+async fn list(State(app): State<Arc<App>>) -> Json<Vec<Tile>> {
+    Json(app.tiles.clone())
+}
+
+/// `?from=<ms>&to=<ms>&key=<text>`: the time range in epoch milliseconds (default: the last
+/// hour) and the key filter (default: all keys).
+#[derive(Deserialize)]
+struct TileQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+    key: Option<String>,
+}
+
+/// One column of a result: `type` is `time` (epoch milliseconds), `number`, `string` or
+/// `bool`; `values` are JSON values, `null` for SQL NULL.
+#[derive(Serialize)]
+struct Column {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    values: Vec<Value>,
+}
+
+#[derive(Serialize)]
+struct TileData {
+    id: String,
+    columns: Vec<Column>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    markers: Option<Vec<Column>>,
+    /// The SQL that ran, macros expanded.
+    sql: String,
+    elapsed_ms: u64,
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn tile(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<TileQuery>,
+) -> Response {
+    let Some(tile) = app.tiles.iter().find(|t| t.id == id) else {
+        return error(StatusCode::NOT_FOUND, format!("no tile {id}"));
+    };
+    // Times DataFusion can hold as nanoseconds: 1970 to 2200.
+    const LATEST_MS: i64 = 7_258_118_400_000;
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = query.to.unwrap_or(now).clamp(0, LATEST_MS);
+    let params = Params {
+        from_ms: query.from.unwrap_or(to - 3_600_000).clamp(0, to),
+        to_ms: to,
+        key: query.key.unwrap_or_default(),
+    };
+    let started = Instant::now();
+    let run = async {
+        let sql = tiles::expand(&tile.sql, &params, Dialect::DataFusion)?;
+        let columns = columns(&crate::query::run_sql(&app.lake, &app.streams, &sql).await?)?;
+        let markers = match &tile.markers_sql {
+            None => None,
+            Some(markers) => {
+                let markers = tiles::expand(markers, &params, Dialect::DataFusion)?;
+                let batches = crate::query::run_sql(&app.lake, &app.streams, &markers).await?;
+                Some(self::columns(&batches)?)
+            }
+        };
+        anyhow::Ok((sql, columns, markers))
+    };
+    match run.await {
+        Ok((sql, columns, markers)) => Json(TileData {
+            id,
+            columns,
+            markers,
+            sql,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+        .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("tile {id}: {e:#}"),
+        ),
+    }
+}
+
+/// The batches as named JSON columns (see [`Column`]).
+fn columns(batches: &[RecordBatch]) -> anyhow::Result<Vec<Column>> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let schema = first.schema();
+    let mut out = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let mut column = Column {
+            name: field.name().clone(),
+            kind: "string",
+            values: Vec::new(),
+        };
+        for batch in batches {
+            let (kind, values) =
+                json_values(batch.column(i)).with_context(|| format!("column {}", field.name()))?;
+            column.kind = kind;
+            column.values.extend(values);
+        }
+        out.push(column);
+    }
+    Ok(out)
+}
+
+fn json_values(array: &ArrayRef) -> anyhow::Result<(&'static str, Vec<Value>)> {
+    let nulls = |values: Vec<Value>| -> Vec<Value> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if array.is_null(i) { Value::Null } else { v })
+            .collect()
+    };
+    Ok(match array.data_type() {
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+            let ms = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+            let ms = cast(&ms, &DataType::Int64)?;
+            let ms = ms.as_primitive::<Int64Type>();
+            (
+                "time",
+                nulls(ms.values().iter().map(|v| Value::from(*v)).collect()),
+            )
+        }
+        DataType::Boolean => {
+            let b = array.as_boolean();
+            (
+                "bool",
+                nulls((0..b.len()).map(|i| Value::from(b.value(i))).collect()),
+            )
+        }
+        t if t.is_integer() => {
+            let n = cast(array, &DataType::Int64)?;
+            let n = n.as_primitive::<Int64Type>();
+            (
+                "number",
+                nulls(n.values().iter().map(|v| Value::from(*v)).collect()),
+            )
+        }
+        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => {
+            let f = cast(array, &DataType::Float64)?;
+            let f = f.as_primitive::<Float64Type>();
+            (
+                "number",
+                nulls(
+                    f.values()
+                        .iter()
+                        .map(|v| {
+                            serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            ("string", vec![Value::Null; array.len()])
+        }
+        _ => {
+            let s = cast(array, &DataType::Utf8)?;
+            let s = s.as_string::<i32>();
+            (
+                "string",
+                nulls((0..s.len()).map(|i| Value::from(s.value(i))).collect()),
+            )
+        }
+    })
+}

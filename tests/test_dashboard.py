@@ -1,0 +1,264 @@
+"""`sluice dashboard` over the pipeline's lake: every tile answers, the JSON of the tiles equals
+DuckDB over the same Parquet files, and the page, loaded in a real headless Chromium (Debian's
+package, driven over the DevTools protocol), draws every tile without a console error and shows
+the same numbers. The screenshot is kept in $SLUICE_ARTIFACTS (tests/run.sh sets it)."""
+
+import base64
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import duckdb
+import pytest
+import websocket
+
+from conftest import sluice_binary
+
+DAY_MS = 86_400_000
+
+
+def get_json(url, timeout=120):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def dashboard(lake):
+    proc = subprocess.Popen(
+        [str(sluice_binary()), "dashboard", "--lake", str(lake["dir"]), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    match = re.search(r"http://\S+/", line)
+    if not match:
+        proc.kill()
+        pytest.fail(f"sluice dashboard did not print its address: {line!r} {proc.stderr.read()}")
+    yield match.group(0)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def everything():
+    return f"from=0&to={int(time.time() * 1000) + DAY_MS}"
+
+
+def tile(dashboard, tile_id, query=None):
+    data = get_json(f"{dashboard}api/tiles/{tile_id}?{query or everything()}")
+    assert "error" not in data, data
+    return {c["name"]: c["values"] for c in data["columns"]}
+
+
+@pytest.fixture(scope="module")
+def db(lake):
+    con = duckdb.connect()
+    root = lake["dir"]
+    for table, files in (("trades", f"{root}/raw/scenario=trades/**/*.parquet"),
+                         ("clickstream", f"{root}/raw/scenario=clickstream/**/*.parquet"),
+                         ("windows", f"{root}/windows/**/*.parquet")):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
+    return con
+
+
+def test_every_tile_answers_with_the_columns_it_draws(dashboard):
+    tiles = get_json(f"{dashboard}api/tiles")
+    assert {"trades-ohlc-vwap", "clickstream-funnel", "pipeline-health", "telemetry-latency-p95"} <= {t["id"] for t in tiles}
+    for t in tiles:
+        data = get_json(f"{dashboard}api/tiles/{t['id']}?{everything()}")
+        assert "error" not in data, data
+        names = {c["name"] for c in data["columns"]}
+        if names:
+            wanted = {t.get("x"), t.get("series"), *t.get("y", []), *t.get("lines", [])} - {None}
+            assert wanted <= names, (t["id"], wanted - names)
+
+
+def test_an_unknown_tile_and_a_broken_range_are_answered_not_crashed(dashboard):
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{dashboard}api/tiles/no-such-tile", timeout=30)
+    assert missing.value.code == 404
+    assert tile(dashboard, "trades-total", "from=9999999999999999&to=-5")["trades"] == [0]
+
+
+def test_the_key_filter_and_the_time_range_narrow_the_rows(dashboard, db):
+    (symbol,), = db.execute("SELECT MIN(symbol) FROM trades").fetchall()
+    (count,), = db.execute("SELECT COUNT(*) FROM trades WHERE symbol = ?", [symbol]).fetchall()
+    assert tile(dashboard, "trades-total", f"{everything()}&key={symbol}")["trades"] == [count]
+    (first_ms, last_ms), = db.execute(
+        "SELECT epoch_ms(MIN(event_time)), epoch_ms(MAX(event_time)) FROM trades").fetchall()
+    middle = (first_ms + last_ms) // 2
+    (before,), = db.execute(
+        "SELECT COUNT(*) FROM trades WHERE epoch_ms(event_time) BETWEEN ? AND ?", [first_ms, middle]).fetchall()
+    assert 0 < before < db.execute("SELECT COUNT(*) FROM trades").fetchone()[0]
+    assert tile(dashboard, "trades-total", f"from={first_ms}&to={middle}")["trades"] == [before]
+
+
+def test_tile_numbers_equal_duckdb_over_the_same_lake(dashboard, db):
+    assert tile(dashboard, "trades-total")["trades"] == [db.execute("SELECT COUNT(*) FROM trades").fetchone()[0]]
+
+    by_type = tile(dashboard, "trades-count-by-type")
+    expected = db.execute(
+        "SELECT trade_type, side, COUNT(*) FROM trades GROUP BY ALL ORDER BY trade_type, side").fetchall()
+    assert list(zip(by_type["trade_type"], by_type["side"], by_type["trades"])) == expected
+
+    funnel = tile(dashboard, "clickstream-funnel")
+    expected = dict(db.execute("SELECT action, COUNT(DISTINCT user_id) FROM clickstream GROUP BY action").fetchall())
+    assert dict(zip(funnel["action"], funnel["shoppers"])) == expected
+
+    # One candle per symbol and minute even when the symbol's trades were spread over shards:
+    # high and low are the extremes over the shards' window rows.
+    candles = tile(dashboard, "trades-ohlc-vwap")
+    got = {(s, t): (hi, lo) for s, t, hi, lo in zip(candles["symbol"], candles["window_end"], candles["high"], candles["low"])}
+    expected = {
+        (s, t): (hi, lo)
+        for s, t, hi, lo in db.execute(
+            "SELECT key, epoch_ms(window_end), MAX(max), MIN(min) FROM windows "
+            "WHERE scenario = 'trades' AND window_name = 'tumbling_1m' AND metric = 'price' AND scope = 'key' "
+            "GROUP BY ALL").fetchall()
+    }
+    assert got == expected
+    assert len(got) == len(candles["symbol"]), "no symbol has two candles for one minute"
+
+
+# --- the page in a real browser --------------------------------------------------------------
+
+def chromium_binary():
+    path = os.environ.get("SLUICE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no chromium: install Debian's chromium package (.ci/run does) or set SLUICE_CHROMIUM")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevTools:
+    """A minimal DevTools-protocol client: commands by id, and every console error seen."""
+
+    def __init__(self, ws_url):
+        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.errors = []
+
+    def _note(self, message):
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            self.errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            self.errors.append(details.get("exception", {}).get("description") or details.get("text"))
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            self.errors.append(params["entry"].get("text"))
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self._note(message)
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression[:80]}…: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.evaluate(expression):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {expression}; console errors: {self.errors}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="sluice-chromium-")
+    proc = subprocess.Popen(
+        [chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--window-size=1400,2600", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+         f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            targets = get_json(f"http://127.0.0.1:{port}/json", timeout=5)
+            page = next(t for t in targets if t["type"] == "page")
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.25)
+    tools = DevTools(page["webSocketDebuggerUrl"])
+    for domain in ("Runtime", "Log", "Page"):
+        tools.call(f"{domain}.enable")
+    yield tools
+    tools.ws.close()
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+PAGE_NUMBERS = """(() => {
+  const option = (id) => echarts.getInstanceByDom(document.querySelector(`#tile-${id} .body`)).getOption();
+  const byType = option('trades-count-by-type');
+  const quantity = option('trades-quantity-by-symbol');
+  return {
+    total: document.querySelector('#tile-trades-total .stat-value').dataset.value,
+    byTypeX: byType.xAxis[0].data,
+    byType: byType.series.map((s) => ({ name: s.name, data: s.data })),
+    quantityX: quantity.xAxis[0].data,
+    quantity: quantity.series[0].data,
+    funnel: option('clickstream-funnel').series[0].data.map((d) => [d.name, d.value]),
+    tiles: window.sluice.tiles.length,
+    failed: window.sluice.failed,
+  };
+})()"""
+
+
+def test_the_page_draws_every_tile_and_shows_duckdbs_numbers(dashboard, browser, db):
+    browser.call("Page.navigate", url=dashboard)
+    browser.wait_for("window.sluice && window.sluice.ready === true")
+    # Everything in the lake, not the last hour: the same rows DuckDB reads below.
+    done = browser.evaluate("window.sluice.refreshes")
+    browser.evaluate("(() => { const r = document.getElementById('range'); r.value = 'all';"
+                     " r.dispatchEvent(new Event('change')); })()")
+    browser.wait_for(f"window.sluice.refreshes > {done}")
+    numbers = browser.evaluate(PAGE_NUMBERS)
+
+    artifacts = pathlib.Path(os.environ.get("SLUICE_ARTIFACTS") or tempfile.mkdtemp(prefix="sluice-artifacts-"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    (artifacts / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
+
+    assert browser.errors == [], browser.errors
+    assert numbers["failed"] == {}
+    assert numbers["tiles"] >= 20
+
+    assert int(numbers["total"]) == db.execute("SELECT COUNT(*) FROM trades").fetchone()[0]
+
+    expected = {(t, s): n for t, s, n in db.execute("SELECT trade_type, side, COUNT(*) FROM trades GROUP BY ALL").fetchall()}
+    shown = {(t, s["name"]): n for s in numbers["byType"] for t, n in zip(numbers["byTypeX"], s["data"]) if n is not None}
+    assert shown == expected
+
+    expected = dict(db.execute("SELECT symbol, SUM(quantity) FROM trades GROUP BY symbol").fetchall())
+    assert dict(zip(numbers["quantityX"], numbers["quantity"])) == expected
+
+    expected = dict(db.execute("SELECT action, COUNT(DISTINCT user_id) FROM clickstream GROUP BY action").fetchall())
+    assert dict(numbers["funnel"]) == expected

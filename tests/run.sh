@@ -30,8 +30,8 @@ step "python environments ($VENVS)"
 venv e2e tests/requirements.txt
 venv aws tests/aws/requirements.txt
 
-step "ruff (the Python tests, fixtures and bench)"
-"$VENVS/e2e/bin/ruff" check --no-cache tests bench
+step "ruff (the Python tests, fixtures, bench and dashboard generator)"
+"$VENVS/e2e/bin/ruff" check --no-cache tests bench dashboards
 
 step "cargo nextest (unit, property, handler and adapter tests; S3 conformance on moto)"
 # The fault-injection harness saves a few of its lakes here; tests/test_fault_lakes.py reads

@@ -4,12 +4,9 @@ package, driven over the DevTools protocol), draws every tile without a console 
 the same numbers. The screenshot is kept in $SLUICE_ARTIFACTS (tests/run.sh sets it)."""
 
 import base64
-import json
 import os
 import pathlib
 import re
-import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,16 +14,11 @@ import urllib.request
 
 import duckdb
 import pytest
-import websocket
+from browser import chromium, get_json
 
 from conftest import sluice_binary
 
 DAY_MS = 86_400_000
-
-
-def get_json(url, timeout=120):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.load(response)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +53,8 @@ def db(lake):
     root = lake["dir"]
     for table, files in (("trades", f"{root}/raw/scenario=trades/**/*.parquet"),
                          ("clickstream", f"{root}/raw/scenario=clickstream/**/*.parquet"),
-                         ("windows", f"{root}/windows/**/*.parquet")):
+                         ("windows", f"{root}/windows/**/*.parquet"),
+                         ("alerts", f"{root}/alerts/**/*.parquet")):
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
     return con
 
@@ -110,6 +103,11 @@ def test_tile_numbers_equal_duckdb_over_the_same_lake(dashboard, db):
     expected = dict(db.execute("SELECT action, COUNT(DISTINCT user_id) FROM clickstream GROUP BY action").fetchall())
     assert dict(zip(funnel["action"], funnel["shoppers"])) == expected
 
+    feed = tile(dashboard, "alerts-feed")
+    sent = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
+    assert sent > 0 and len(feed["subject"]) == min(sent, 50)
+    assert feed["sent_time"] == sorted(feed["sent_time"], reverse=True)
+
     # One candle per symbol and minute even when the symbol's trades were spread over shards:
     # high and low are the extremes over the shards' window rows.
     candles = tile(dashboard, "trades-ohlc-vwap")
@@ -127,92 +125,10 @@ def test_tile_numbers_equal_duckdb_over_the_same_lake(dashboard, db):
 
 # --- the page in a real browser --------------------------------------------------------------
 
-def chromium_binary():
-    path = os.environ.get("SLUICE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("no chromium: install Debian's chromium package (.ci/run does) or set SLUICE_CHROMIUM")
-    return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class DevTools:
-    """A minimal DevTools-protocol client: commands by id, and every console error seen."""
-
-    def __init__(self, ws_url):
-        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
-        self.next_id = 0
-        self.errors = []
-
-    def _note(self, message):
-        method, params = message.get("method"), message.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            self.errors.append(details.get("exception", {}).get("description") or details.get("text"))
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            self.errors.append(params["entry"].get("text"))
-
-    def call(self, method, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            self._note(message)
-
-    def evaluate(self, expression):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression[:80]}…: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression, timeout=90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.evaluate(expression):
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {expression}; console errors: {self.errors}")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    port = free_port()
-    profile = tempfile.mkdtemp(prefix="sluice-chromium-")
-    proc = subprocess.Popen(
-        [chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--window-size=1400,2600", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
-         f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            targets = get_json(f"http://127.0.0.1:{port}/json", timeout=5)
-            page = next(t for t in targets if t["type"] == "page")
-            break
-        except Exception:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.25)
-    tools = DevTools(page["webSocketDebuggerUrl"])
-    for domain in ("Runtime", "Log", "Page"):
-        tools.call(f"{domain}.enable")
-    yield tools
-    tools.ws.close()
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium() as tools:
+        yield tools
 
 
 PAGE_NUMBERS = """(() => {

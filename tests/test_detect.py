@@ -49,3 +49,25 @@ def test_default_detector_names_what_fired_and_flags_a_labelled_anomaly(sluice, 
     assert len([i for i in flagged if i >= 604 and i not in window]) <= 5, flagged
     fired = {rows[i]["detector"] for i in flagged if i in window}
     assert fired <= {"spike", "burst", "level_shift", "daily_spike", "daily_pattern_break"} and fired, fired
+
+
+def test_plot_draws_the_series_its_band_and_exactly_the_flagged_points(sluice, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    source = NAB / "artificialWithAnomaly" / "art_daily_jumpsup.csv"
+    out, svg = tmp_path / "scores.csv", tmp_path / "plot.svg"
+    sluice("detect", "--input", source, "--output", out, "--plot", svg)
+    flagged = sum(r["flagged"] == "1" for r in csv.DictReader(out.open()))
+    assert flagged > 0
+    root = ET.parse(svg).getroot()  # well-formed SVG
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg"
+    # One red disc per flagged point, plus the legend's sample.
+    red = [c for c in root.iter(f"{ns}circle") if c.get("fill", "").upper() in ("#FF0000", "RED")]
+    assert len(red) == flagged + 1, (len(red), flagged)
+    # The series and the baseline are polylines through every point; the band is a polygon.
+    lines = [p for p in root.iter(f"{ns}polyline")]
+    assert max(len(p.get("points").split()) for p in lines) == sum(1 for _ in source.open()) - 1
+    assert any(True for _ in root.iter(f"{ns}polygon"))
+    text = " ".join(t.text or "" for t in root.iter(f"{ns}text"))
+    assert f"flagged (score ≥ 0.5): {flagged}" in text and "art_daily_jumpsup.csv" in text

@@ -22,6 +22,13 @@ def test_run_writes_raw_windows_anomalies_and_alerts(lake):
         assert a["rule"] and a["severity"] in ("info", "warning", "critical")
         assert a["inspect_query"].startswith("SELECT * FROM ")
     assert "summary after" in lake["stderr"]
+    # What was sent is in the lake's alerts table: exactly the outbox's alerts, once each.
+    table = [r for f in parquet_files(root, "alerts") for r in pq.read_table(f).to_pylist()]
+    assert sorted(r["alert_id"] for r in table) == sorted(a["alert_id"] for a in alerts)
+    by_id = {a["alert_id"]: a for a in alerts}
+    for r in table:
+        a = by_id[r["alert_id"]]
+        assert (r["rule"], r["key"], r["metric"], r["severity"]) == (a["rule"], a["key"], a["metric"], a["severity"])
 
 
 def test_parquet_has_real_types_and_utc_timestamps(lake):

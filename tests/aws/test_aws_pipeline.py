@@ -282,6 +282,13 @@ def test_pipeline_generate_kinesis_aggregate_s3_alert_sns_sqs(lambda_binaries, a
         assert "Rule:" in m["Body"] and "any-window" in m["Body"], m["Body"]
         slots.add((attrs["scenario"]["StringValue"], attrs["key"]["StringValue"]))
     assert slots == expected_slots, f"alerted (scenario, key) pairs differ: {sorted(slots ^ expected_slots)[:20]}"
+    # What was sent is in the lake's alerts table too: one row per message, under its scenario.
+    alert_keys = [k for k in aws_helpers.list_objects(s3, res.bucket) if k.startswith("alerts/")]
+    rows = [(k, r) for k in alert_keys for r in read_parquet(s3, res.bucket, k).to_pylist()]
+    assert len(rows) == sent, f"alerts table has {len(rows)} rows for {sent} alerts sent: {alert_keys[:10]}"
+    assert len({r["alert_id"] for _, r in rows}) == sent, "one row per alert id"
+    assert {(re.search(r"scenario=([^/]+)/", k).group(1), r["key"]) for k, r in rows} == slots
+    assert all(r["rule"] == "any-window" and r["sent_time"].tzinfo is not None for _, r in rows)
 
     for fn in (generate, aggregate, alert):
         assert fn.alive(), f"{fn.function_name} exited: it must stay warm between invocations"

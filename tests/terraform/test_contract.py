@@ -126,6 +126,7 @@ REQUIRED_S3: dict[str, dict[str, set[str]]] = {
         "windows/*": {"s3:GetObject"},
         "anomalies/*": {"s3:GetObject"},
         "state/alert/*": {"s3:GetObject", "s3:PutObject"},
+        "alerts/*": {"s3:PutObject"},
         STREAMS_PREFIX + "*": {"s3:GetObject"},
     },
 }

@@ -43,7 +43,7 @@ def test_athena_sql_binds_to_the_generated_glue_columns(tmp_path):
     glue = tmp_path / "glue_tables.json"
     glue.write_text(schema("glue"))
     tables = glue_schema(glue)
-    assert set(tables) == {"airquality", "windows", "anomalies", "late", "quarantine", "pipeline"}
+    assert set(tables) == {"airquality", "windows", "anomalies", "late", "quarantine", "pipeline", "alerts"}
     qualify(sqlglot.parse_one(SQL, read="athena"), schema=tables, dialect="athena", validate_qualify_columns=True)
     with pytest.raises(sqlglot.errors.OptimizeError):
         bad = SQL.replace("no2 IS NOT NULL", "o3 IS NOT NULL")

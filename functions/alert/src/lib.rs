@@ -5,6 +5,9 @@
 //! - [`handle`]: the Lambda handler (S3 event → rule evaluation → notifier).
 //! - [`load_rules`]: the rules file, or the built-in default rules.
 //!
+//! Every alert the notifier accepted is also written to the lake's `alerts` table (one object
+//! per alert id), so the alerts feed exists wherever the lake does.
+//!
 //! Cooldown and dedup state is one object written with a conditional put. An alert is recorded
 //! as sent only after the notifier accepted it; if another invocation committed first, the state
 //! is reloaded and admission redone, so at worst an alert is delivered twice, never lost.
@@ -14,7 +17,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::S3Event;
 use serde::Serialize;
 use sluice_core::lake::{self, LakeError};
-use sluice_core::rules::{AlertState, RuleSet, RulesError, Source};
+use sluice_core::rules::{AlertState, RuleSet, RulesError, Source, alert_object};
 use sluice_core::stream::StreamSet;
 use sluice_infra::metrics::Metrics;
 use sluice_infra::notify::Notifier;
@@ -67,6 +70,13 @@ pub enum HandlerError {
         #[source]
         source: LakeError,
     },
+    /// The alert's row for the `alerts` table cannot be encoded: a retry encodes it the same way.
+    #[error("encoding the alerts row of alert {alert_id}: {source}")]
+    Encode {
+        alert_id: String,
+        #[source]
+        source: LakeError,
+    },
     /// The cooldown state cannot be read: a retry reads the same bytes.
     #[error("alert state {key} is unreadable: {message}")]
     CorruptState { key: String, message: String },
@@ -83,7 +93,9 @@ impl HandlerError {
     /// Whether invoking again can help: not for a file or a state that will read the same way.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HandlerError::Parquet { .. } | HandlerError::CorruptState { .. } => false,
+            HandlerError::Parquet { .. }
+            | HandlerError::Encode { .. }
+            | HandlerError::CorruptState { .. } => false,
             HandlerError::Read { source, .. } | HandlerError::Store(source) => {
                 source.is_retryable()
             }
@@ -209,6 +221,18 @@ pub async fn handle(event: S3Event, deps: &Deps) -> Result<AlertResponse, Handle
                     continue;
                 }
                 delivered.push(alert.alert_id.clone());
+                // What was sent goes to the `alerts` table, keyed by the alert: a retry
+                // rewrites the same object. A failed write fails the invocation before the
+                // state commit, so the retry sends (at least once) and writes again.
+                let sent_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let (key, body) =
+                    alert_object(alert, sent_ms).map_err(|source| HandlerError::Encode {
+                        alert_id: alert.alert_id.clone(),
+                        source,
+                    })?;
+                deps.store.put(&key, body).await?;
             }
             state = trial;
             sent += 1;

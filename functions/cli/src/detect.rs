@@ -20,6 +20,9 @@ pub struct DetectArgs {
     /// default (= calibrated), spike_dip, change_point, zscore or windowed_gaussian.
     #[arg(long, default_value = "default")]
     pub detector: String,
+    /// Also draw the series, the detector's baseline band and the flagged points as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 fn detector(name: &str) -> anyhow::Result<SeriesDetector> {
@@ -64,6 +67,18 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         )?;
     }
     out.flush()?;
+    if let Some(plot) = &args.plot {
+        let title = format!(
+            "{} — detector {}",
+            args.input
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            chosen.name()
+        );
+        let scored: Vec<_> = verdicts.iter().map(|(v, _)| *v).collect();
+        crate::plot::plot_svg(plot, &title, &timestamps, &values, &scored)?;
+        eprintln!("plot → {}", plot.display());
+    }
     eprintln!(
         "{} rows scored with {}; {flagged} flagged (score ≥ {FLAG_SCORE}) → {}",
         values.len(),

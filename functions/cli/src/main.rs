@@ -17,6 +17,7 @@ mod eval;
 mod invoke;
 mod local;
 mod payloads;
+mod plot;
 mod query;
 mod replay;
 mod run;

@@ -543,9 +543,84 @@ pub fn raw_table(def: &StreamDef) -> Table {
     }
 }
 
+pub static ALERTS: Table = Table {
+    name: Cow::Borrowed("alerts"),
+    prefix: Cow::Borrowed("alerts"),
+    partitions: &["scenario", "dt", "hour"],
+    columns: Cow::Borrowed(&[
+        col(
+            "alert_id",
+            ColumnType::String,
+            "Stable id: the same rule on the same row always has the same id (one row per alert, however often it was retried)",
+        ),
+        col(
+            "sent_time",
+            ColumnType::TimestampMs,
+            "When the notifier (SNS, or the local outbox) accepted the alert (UTC)",
+        ),
+        col("rule", ColumnType::String, "Name of the rule that fired"),
+        col(
+            "severity",
+            ColumnType::String,
+            "info, warning or critical, as the rule says",
+        ),
+        col(
+            "key",
+            ColumnType::String,
+            "The key of the row, or the rollup's name",
+        ),
+        col("metric", ColumnType::String, "The row's metric"),
+        col(
+            "window_name",
+            ColumnType::String,
+            "Window of the row, e.g. tumbling_1m",
+        ),
+        col(
+            "window_start",
+            ColumnType::TimestampMs,
+            "Start of the row's window (UTC)",
+        ),
+        col(
+            "window_end",
+            ColumnType::TimestampMs,
+            "End of the row's window (UTC); partitions the row",
+        ),
+        col("value", ColumnType::Float64, "The value the rule tested"),
+        opt(
+            "threshold",
+            ColumnType::Float64,
+            "The rule's threshold, where it has one",
+        ),
+        col(
+            "condition",
+            ColumnType::String,
+            "The rule's condition, as written",
+        ),
+        opt("description", ColumnType::String, "The rule's description"),
+        col(
+            "subject",
+            ColumnType::String,
+            "The notification's subject line",
+        ),
+        col(
+            "source_object",
+            ColumnType::String,
+            "The windows or anomalies object the row came from",
+        ),
+        col(
+            "inspect_query",
+            ColumnType::String,
+            "A query that shows the row",
+        ),
+    ]),
+    doc: Cow::Borrowed(
+        "What the alert function sent: one row per alert the notifier accepted, written after the notification (at least once, like the email; alert_id identifies it).",
+    ),
+};
+
 /// The tables shared by every stream, partitioned by stream.
-pub fn shared_tables() -> [&'static Table; 5] {
-    [&WINDOWS, &ANOMALIES, &LATE, &QUARANTINE, &PIPELINE]
+pub fn shared_tables() -> [&'static Table; 6] {
+    [&WINDOWS, &ANOMALIES, &LATE, &QUARANTINE, &PIPELINE, &ALERTS]
 }
 
 /// Every table of a lake holding `streams`: one raw table per stream, then the shared ones.

@@ -268,7 +268,8 @@ data "aws_iam_policy_document" "aggregate" {
 }
 
 ################################################################################
-# alert: read new windows/anomalies, keep cooldown state, publish to the topic
+# alert: read new windows/anomalies, keep cooldown state, publish to the topic, record what
+# it sent in the alerts table
 ################################################################################
 
 data "aws_iam_policy_document" "alert" {
@@ -301,6 +302,13 @@ data "aws_iam_policy_document" "alert" {
       variable = "s3:prefix"
       values   = ["state/alert/*"]
     }
+  }
+
+  statement {
+    sid       = "AlertsTable"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.lake_arn}/alerts/*"]
   }
 
   statement {

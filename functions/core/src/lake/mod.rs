@@ -77,7 +77,7 @@ impl BatchId {
 }
 
 /// Keeps object keys to characters every store and shell accepts.
-fn sanitize(part: &str) -> String {
+pub(crate) fn sanitize(part: &str) -> String {
     part.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {

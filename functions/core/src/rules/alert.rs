@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Severity;
+use crate::lake::{self, LakeError};
+use crate::schema;
 use crate::time::format_rfc3339_ms;
 
 /// A rule that fired on a row.
@@ -99,4 +101,52 @@ pub(super) fn stable_id(parts: &[&str]) -> String {
     }
     let digest = h.finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `alerts` table's object for one sent alert: `(key, Parquet bytes)`. The key is
+/// `alerts/scenario=S/dt=…/hour=…/alert-<alert_id>.parquet`, partitioned by the window's end,
+/// so a retried delivery of the same alert writes the same key: one row per alert.
+/// `sent_ms` is when the notifier accepted it (epoch milliseconds).
+///
+/// Errors: [`LakeError`] when the row cannot be encoded (not retryable).
+pub fn alert_object(alert: &Alert, sent_ms: i64) -> Result<(String, Vec<u8>), LakeError> {
+    use arrow_array::{
+        ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    };
+    use std::sync::Arc;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let time = |ms: i64| {
+        Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("UTC")) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&alert.alert_id),
+        time(sent_ms),
+        text(&alert.rule),
+        text(alert.severity.as_str()),
+        text(&alert.key),
+        text(&alert.metric),
+        text(&alert.window),
+        time(alert.window_start_ms),
+        time(alert.window_end_ms),
+        Arc::new(Float64Array::from(vec![alert.value])),
+        Arc::new(Float64Array::from(vec![alert.threshold])),
+        text(&alert.condition),
+        Arc::new(StringArray::from(vec![alert.description.as_deref()])),
+        text(&alert.subject()),
+        text(&alert.source_object),
+        text(&alert.inspect_query),
+    ];
+    let batch = RecordBatch::try_new(schema::ALERTS.schema(), columns).map_err(|source| {
+        LakeError::Arrow {
+            table: "alerts".into(),
+            source,
+        }
+    })?;
+    let key = format!(
+        "{}/{}/alert-{}.parquet",
+        lake::table_dir(&schema::ALERTS, &alert.scenario),
+        lake::partition_path(alert.window_end_ms),
+        lake::sanitize(&alert.alert_id)
+    );
+    Ok((key, lake::encode_parquet(&batch)?))
 }

@@ -40,7 +40,7 @@ use thiserror::Error;
 
 use crate::schema::{self, Table};
 
-pub use alert::Alert;
+pub use alert::{Alert, alert_object};
 pub use context::{RowContext, rows};
 pub use cooldown::AlertState;
 pub use parse::variables;

@@ -4,12 +4,14 @@ package, driven over the DevTools protocol), draws every tile without a console 
 the same numbers. The screenshot is kept in $SLUICE_ARTIFACTS (tests/run.sh sets it)."""
 
 import base64
+import json
 import os
 import pathlib
 import re
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import duckdb
@@ -71,11 +73,29 @@ def test_every_tile_answers_with_the_columns_it_draws(dashboard):
             assert wanted <= names, (t["id"], wanted - names)
 
 
-def test_an_unknown_tile_and_a_broken_range_are_answered_not_crashed(dashboard):
-    with pytest.raises(urllib.error.HTTPError) as missing:
-        urllib.request.urlopen(f"{dashboard}api/tiles/no-such-tile", timeout=30)
-    assert missing.value.code == 404
-    assert tile(dashboard, "trades-total", "from=9999999999999999&to=-5")["trades"] == [0]
+def test_bad_requests_are_answered_in_json_naming_what_is_wrong(dashboard):
+    def refused(path):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{dashboard}{path}", timeout=30)
+        return e.value.code, json.load(e.value)["error"]
+
+    assert refused("api/tiles/no-such-tile") == (404, "no tile no-such-tile")
+    assert refused("api/tiles/trades-total?from=abc") == (
+        400, 'from must be epoch milliseconds (an integer), not "abc"')
+    code, message = refused("api/tiles/trades-total?from=9999999999999999&to=-5")
+    assert code == 400 and "is after to" in message
+    # A quote in the key is a value, not SQL.
+    key = urllib.parse.quote("x' OR '1'='1")
+    assert tile(dashboard, "trades-total", f"{everything()}&key={key}")["trades"] == [0]
+
+
+def test_a_tile_that_does_not_plan_stops_the_start_naming_it(sluice, lake, tmp_path):
+    tiles = tmp_path / "tiles.toml"
+    tiles.write_text('[[tile]]\nid = "mine"\ntitle = "Mine"\nchart = "stat"\ny = ["n"]\n'
+                     'sql = "SELECT COUNT(*) AS n FROM trades WHERE symbl = \'$key\'"\n')
+    proc = sluice("dashboard", "--lake", lake["dir"], "--tiles", tiles, "--port", "0", check=False, timeout=60)
+    assert proc.returncode != 0 and "tile mine: its query does not plan" in proc.stderr, proc.stderr
+    assert "symbl" in proc.stderr
 
 
 def test_the_key_filter_and_the_time_range_narrow_the_rows(dashboard, db):

@@ -70,9 +70,11 @@ function markerSeries(tile, markers) {
   const get = (name) => column(markers, name).values;
   const xs = get(tile.x), ys = get('value'), keys = get(tile.series || 'key');
   const [score, detector, direction, baseline, spread] = ['score', 'detector', 'direction', 'baseline', 'spread'].map(get);
+  // What the detector compared: the series' own value, or a transform of it (a return).
+  const detected = markers.some((c) => c.name === 'detected_value') ? get('detected_value') : ys;
   const data = xs.map((x, i) => ({
     value: [x, ys[i]],
-    evidence: { key: keys[i], score: score[i], detector: detector[i], direction: direction[i], baseline: baseline[i], spread: spread[i] },
+    evidence: { key: keys[i], score: score[i], detector: detector[i], direction: direction[i], detected: detected[i], baseline: baseline[i], spread: spread[i] },
   }));
   return [{
     name: 'anomalies', type: 'scatter', data, symbol: 'pin', symbolSize: 22, z: 10,
@@ -82,7 +84,7 @@ function markerSeries(tile, markers) {
       formatter: (p) => {
         const e = p.data.evidence;
         return `${tooltipHeader(p.data.value[0], 'time')}<br><b>${e.key}</b>: ${e.direction} (${e.detector})<br>`
-          + `value ${fmt(p.data.value[1])}, baseline ${fmt(e.baseline)}, spread ${fmt(e.spread)}<br>score ${fmt(e.score)}`;
+          + `value ${fmt(p.data.value[1])}<br>the detector saw ${fmt(e.detected)} against baseline ${fmt(e.baseline)}, spread ${fmt(e.spread)}<br>score ${fmt(e.score)}`;
       },
     },
   }];
@@ -104,7 +106,10 @@ function axisOption(tile, columns, series) {
           + list.map((p) => `${p.marker}${p.seriesName}: ${fmt(timeAxis ? p.value[1] : p.value)}`).join('<br>');
       },
     },
-    xAxis: timeAxis ? { type: 'time' } : { type: 'category', data: [...new Set(xCol.values.map(String))] },
+    xAxis: timeAxis ? { type: 'time' } : (() => {
+      const data = [...new Set(xCol.values.map(String))];
+      return { type: 'category', data, axisLabel: { interval: 0, rotate: data.length > 6 ? 30 : 0 } };
+    })(),
     yAxis: { type: 'value', scale: true },
     series,
   };
@@ -175,7 +180,9 @@ function chartOption(tile, data) {
         animation: false,
         tooltip: { trigger: 'item', formatter: (p) => `${p.name}: ${fmt(p.value)}` },
         series: [{ type: tile.chart, name: tile.y[0], data: names.map((n, i) => ({ name: String(n), value: values[i] })),
-                   ...(tile.chart === 'funnel' ? { sort: 'descending', left: '10%', width: '80%' } : { radius: ['30%', '70%'] }) }],
+                   ...(tile.chart === 'funnel'
+                   ? { sort: 'descending', left: '10%', width: '80%', label: { position: 'inside', formatter: '{b}: {c}' } }
+                   : { radius: ['30%', '70%'] }) }],
       };
     }
     case 'candlestick':
@@ -230,7 +237,9 @@ function draw(tile, data) {
 async function refreshTile(tile, query) {
   try {
     const response = await fetch(`/api/tiles/${encodeURIComponent(tile.id)}?${query}`);
-    const data = await response.json();
+    const text = await response.text();
+    let data;
+    try { data = JSON.parse(text); } catch { throw new Error(`${response.status}: ${text.slice(0, 300)}`); }
     if (!response.ok) throw new Error(data.error || response.statusText);
     sluice.data[tile.id] = data;
     draw(tile, data);
@@ -260,7 +269,23 @@ async function refresh() {
   inFlight = false;
 }
 
+// The range and key live in the URL's fragment (#range=1h&key=AAPL): a view can be bookmarked.
+function readHash() {
+  const state = new URLSearchParams(window.location.hash.slice(1));
+  const range = state.get('range');
+  if (range && range in RANGES) document.getElementById('range').value = range;
+  if (state.has('key')) document.getElementById('key').value = state.get('key');
+}
+function writeHash() {
+  const state = new URLSearchParams({ range: document.getElementById('range').value });
+  const key = document.getElementById('key').value.trim();
+  if (key) state.set('key', key);
+  history.replaceState(null, '', `#${state}`);
+}
+function changed() { writeHash(); refresh(); }
+
 async function start() {
+  readHash();
   const response = await fetch('/api/tiles');
   sluice.tiles = await response.json();
   const main = document.getElementById('tiles');
@@ -271,8 +296,9 @@ async function start() {
       el('div', { className: 'body' })));
   }
   window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
-  document.getElementById('range').addEventListener('change', refresh);
-  document.getElementById('key').addEventListener('change', refresh);
+  document.getElementById('range').addEventListener('change', changed);
+  document.getElementById('key').addEventListener('change', changed);
+  window.addEventListener('hashchange', () => { readHash(); refresh(); });
   await refresh();
   sluice.firstPaintMs = performance.now();
   setInterval(refresh, REFRESH_MS);

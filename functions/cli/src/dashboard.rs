@@ -6,7 +6,7 @@
 //! Parquet files only. The charts are Apache ECharts, vendored under `dashboards/vendor/` with
 //! its licence and served from the binary: no network at run time, no build step.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,8 +20,9 @@ use axum::{Json, Router};
 use clap::Args;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
-use serde::{Deserialize, Serialize};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, TimeUnit};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
 use serde_json::Value;
 use sluice_core::stream::StreamSet;
 
@@ -45,9 +46,9 @@ pub struct DashboardArgs {
     /// The lake directory written by `sluice run`.
     #[arg(long, env = "SLUICE_LAKE", default_value = "lake")]
     pub lake: PathBuf,
-    /// Address to listen on.
+    /// Address or host name to listen on.
     #[arg(long, default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    pub bind: String,
     /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
@@ -68,6 +69,38 @@ struct App {
     lake: PathBuf,
     streams: StreamSet,
     tiles: Vec<Tile>,
+    /// The session the tiles query, rebuilt when older than [`SESSION_TTL`] so tables that
+    /// had no files yet get registered; listing tables re-list their files on every scan.
+    session: tokio::sync::Mutex<Option<(Instant, SessionContext)>>,
+}
+
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl App {
+    async fn session(&self) -> anyhow::Result<SessionContext> {
+        let mut cached = self.session.lock().await;
+        if let Some((built, ctx)) = cached.as_ref()
+            && built.elapsed() < SESSION_TTL
+        {
+            return Ok(ctx.clone());
+        }
+        let ctx = crate::query::session(&self.lake, &self.streams).await?;
+        *cached = Some((Instant::now(), ctx.clone()));
+        Ok(ctx)
+    }
+
+    /// Runs one query: its result's columns (named even when there is no row) and rows.
+    async fn run(&self, sql: &str) -> anyhow::Result<Vec<Column>> {
+        let df = self
+            .session()
+            .await?
+            .sql(sql)
+            .await
+            .context("planning the query")?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await.context("running the query")?;
+        columns(&schema, &batches)
+    }
 }
 
 /// The tiles in force: the tile file's (shipped unless `--tiles`) for the loaded streams, then
@@ -110,13 +143,19 @@ pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&tiles)?);
         return Ok(());
     }
-    std::fs::create_dir_all(&args.lake)
-        .with_context(|| format!("creating the lake directory {}", args.lake.display()))?;
+    anyhow::ensure!(
+        args.lake.is_dir(),
+        "no lake at {}: run `sluice run --lake {}` first, or point --lake at one",
+        args.lake.display(),
+        args.lake.display()
+    );
     let app = Arc::new(App {
         lake: args.lake.clone(),
         streams,
         tiles,
+        session: tokio::sync::Mutex::new(None),
     });
+    app.check_tiles().await?;
     let router = Router::new()
         .route("/", get(index))
         .route("/app.js", get(app_js))
@@ -124,8 +163,8 @@ pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         .route("/api/tiles", get(list))
         .route("/api/tiles/{id}", get(tile))
         .with_state(app);
-    let address = SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(address)
+    let address = format!("{}:{}", args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
         .await
         .with_context(|| format!("listening on {address}"))?;
     let bound = listener.local_addr()?;
@@ -167,12 +206,34 @@ async fn list(State(app): State<Arc<App>>) -> Json<Vec<Tile>> {
 }
 
 /// `?from=<ms>&to=<ms>&key=<text>`: the time range in epoch milliseconds (default: the last
-/// hour) and the key filter (default: all keys).
-#[derive(Deserialize)]
-struct TileQuery {
-    from: Option<i64>,
-    to: Option<i64>,
-    key: Option<String>,
+/// hour up to now; clamped to 1970..2200, the times DataFusion holds as nanoseconds) and the key
+/// filter (default: all keys). Errors name the parameter.
+fn params(query: &HashMap<String, String>) -> Result<Params, String> {
+    const LATEST_MS: i64 = 7_258_118_400_000;
+    let number = |name: &str| -> Result<Option<i64>, String> {
+        query
+            .get(name)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    format!("{name} must be epoch milliseconds (an integer), not {v:?}")
+                })
+            })
+            .transpose()
+    };
+    let to = number("to")?
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+        .clamp(0, LATEST_MS);
+    let from = number("from")?
+        .unwrap_or(to - 3_600_000)
+        .clamp(0, LATEST_MS);
+    if from > to {
+        return Err(format!("from ({from}) is after to ({to})"));
+    }
+    Ok(Params {
+        from_ms: from,
+        to_ms: to,
+        key: query.get("key").cloned().unwrap_or_default(),
+    })
 }
 
 /// One column of a result: `type` is `time` (epoch milliseconds), `number`, `string` or
@@ -203,30 +264,24 @@ fn error(status: StatusCode, message: String) -> Response {
 async fn tile(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<String>,
-    Query(query): Query<TileQuery>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(tile) = app.tiles.iter().find(|t| t.id == id) else {
         return error(StatusCode::NOT_FOUND, format!("no tile {id}"));
     };
-    // Times DataFusion can hold as nanoseconds: 1970 to 2200.
-    const LATEST_MS: i64 = 7_258_118_400_000;
-    let now = chrono::Utc::now().timestamp_millis();
-    let to = query.to.unwrap_or(now).clamp(0, LATEST_MS);
-    let params = Params {
-        from_ms: query.from.unwrap_or(to - 3_600_000).clamp(0, to),
-        to_ms: to,
-        key: query.key.unwrap_or_default(),
+    let params = match params(&query) {
+        Ok(params) => params,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let started = Instant::now();
     let run = async {
         let sql = tiles::expand(&tile.sql, &params, Dialect::DataFusion)?;
-        let columns = columns(&crate::query::run_sql(&app.lake, &app.streams, &sql).await?)?;
+        let columns = app.run(&sql).await?;
         let markers = match &tile.markers_sql {
             None => None,
             Some(markers) => {
                 let markers = tiles::expand(markers, &params, Dialect::DataFusion)?;
-                let batches = crate::query::run_sql(&app.lake, &app.streams, &markers).await?;
-                Some(self::columns(&batches)?)
+                Some(app.run(&markers).await?)
             }
         };
         anyhow::Ok((sql, columns, markers))
@@ -247,17 +302,38 @@ async fn tile(
     }
 }
 
+impl App {
+    /// Plans every tile's queries once at start, so a tile naming a wrong table or column is an
+    /// error naming the tile before the page shows it.
+    async fn check_tiles(&self) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let params = Params {
+            from_ms: now - 3_600_000,
+            to_ms: now,
+            key: String::new(),
+        };
+        let ctx = self.session().await?;
+        for tile in &self.tiles {
+            for sql in std::iter::once(&tile.sql).chain(tile.markers_sql.as_ref()) {
+                let sql = tiles::expand(sql, &params, Dialect::DataFusion)
+                    .with_context(|| format!("tile {}", tile.id))?;
+                ctx.state()
+                    .create_logical_plan(&sql)
+                    .await
+                    .with_context(|| format!("tile {}: its query does not plan", tile.id))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The batches as named JSON columns (see [`Column`]).
-fn columns(batches: &[RecordBatch]) -> anyhow::Result<Vec<Column>> {
-    let Some(first) = batches.first() else {
-        return Ok(Vec::new());
-    };
-    let schema = first.schema();
+fn columns(schema: &Schema, batches: &[RecordBatch]) -> anyhow::Result<Vec<Column>> {
     let mut out = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
         let mut column = Column {
             name: field.name().clone(),
-            kind: "string",
+            kind: kind_of(field.data_type()),
             values: Vec::new(),
         };
         for batch in batches {
@@ -269,6 +345,18 @@ fn columns(batches: &[RecordBatch]) -> anyhow::Result<Vec<Column>> {
         out.push(column);
     }
     Ok(out)
+}
+
+/// The JSON `type` of a column of this Arrow type (as [`json_values`] writes it).
+fn kind_of(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => "time",
+        DataType::Boolean => "bool",
+        t if t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => {
+            "number"
+        }
+        _ => "string",
+    }
 }
 
 fn json_values(array: &ArrayRef) -> anyhow::Result<(&'static str, Vec<Value>)> {

@@ -76,7 +76,12 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
             chosen.name()
         );
         let scored: Vec<_> = verdicts.iter().map(|(v, _)| *v).collect();
-        crate::plot::plot_svg(plot, &title, &timestamps, &values, &scored)?;
+        crate::plot::plot_svg(plot, &title, &timestamps, &values, &scored).with_context(|| {
+            format!(
+                "the scores are written to {}, but the plot is not",
+                args.output.display()
+            )
+        })?;
         eprintln!("plot → {}", plot.display());
     }
     eprintln!(

@@ -44,7 +44,7 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline locally: generate → stream → aggregate → lake → alert.
     Run(run::RunArgs),
-    /// Run SQL over the lake (tables: trades, telemetry, clickstream, windows, anomalies, late, quarantine).
+    /// Run SQL over the lake (tables: trades, telemetry, clickstream, windows, windows_merged, anomalies, late, quarantine, pipeline, alerts).
     Query(query::QueryArgs),
     /// A live local dashboard over the lake (the tiles of dashboards/tiles.toml and one per metric).
     Dashboard(dashboard::DashboardArgs),

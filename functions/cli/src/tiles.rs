@@ -72,11 +72,11 @@ struct TileFile {
 /// A tile file that does not load, naming the file, and the line or the tile.
 #[derive(Debug, Error)]
 pub enum TileError {
-    #[error("{file}: {source}")]
+    /// The TOML does not parse; the message names line and column.
+    #[error("{file}: {error}")]
     Syntax {
         file: String,
-        #[source]
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     #[error("{file}: tile {id}: {reason}")]
     Invalid {
@@ -91,7 +91,7 @@ pub enum TileError {
 pub fn parse(file: &str, text: &str) -> Result<Vec<Tile>, TileError> {
     let parsed: TileFile = toml::from_str(text).map_err(|e| TileError::Syntax {
         file: file.to_string(),
-        source: Box::new(e),
+        error: Box::new(e),
     })?;
     let mut ids = BTreeSet::new();
     for tile in &parsed.tile {
@@ -168,14 +168,17 @@ fn is_key(tail: &str) -> bool {
 
 /// One generated tile per metric of each stream: the metric's detected aggregate (its average
 /// when undetected) per key over its detection window (else the stream's first window), from
-/// `windows_merged`, with that series' anomalies as markers.
+/// `windows_merged`, with that series' anomalies as markers drawn at the series' value (the
+/// detector's own value, e.g. a return, is in the marker's evidence). A metric that a rollup
+/// carries shows the rollup's series unless a key is chosen: a stream with thousands of keys
+/// (shoppers) would otherwise draw thousands of lines.
 pub fn generated(streams: &StreamSet) -> Vec<Tile> {
     let mut tiles = Vec::new();
     for def in streams.streams() {
         let Some(first_window) = def.windows.first() else {
             continue;
         };
-        for metric in &def.metrics {
+        for (m, metric) in def.metrics.iter().enumerate() {
             let window = metric.detect_window.unwrap_or(*first_window).name();
             let aggregate = if metric.aggregates.contains(&metric.detect_on) {
                 metric.detect_on
@@ -186,15 +189,35 @@ pub fn generated(streams: &StreamSet) -> Vec<Tile> {
                 Aggregate::Distinct => "distinct_count",
                 other => other.as_str(),
             };
-            let filter = format!(
-                "scenario = '{}' AND window_name = '{window}' AND metric = '{}'\n  AND $__timeFilter(window_end) AND ('$key' = '' OR key = '$key')",
-                def.name, metric.name
-            );
+            let rolled_up = def.rollups.iter().any(|r| r.metrics.contains(&m));
+            let keys = |alias: &str| {
+                if rolled_up {
+                    format!("(('$key' = '' AND {alias}scope = 'rollup') OR {alias}key = '$key')")
+                } else {
+                    format!("('$key' = '' OR {alias}key = '$key')")
+                }
+            };
+            let series = |alias: &str| {
+                format!(
+                    "{alias}scenario = '{}' AND {alias}window_name = '{window}' AND {alias}metric = '{}'\n  AND $__timeFilter({alias}window_end) AND {}",
+                    def.name,
+                    metric.name,
+                    keys(alias)
+                )
+            };
+            let id: String = format!("{}-{}", def.name, metric.name)
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
             tiles.push(Tile {
-                id: format!("{}-{}", def.name, metric.name).replace('_', "-"),
+                id,
                 title: format!(
-                    "{}: {} of {} per {window} window",
-                    def.name, column, metric.name
+                    "{}: {} of {} per {window} window{}",
+                    def.name,
+                    column,
+                    metric.name,
+                    if rolled_up { " (rollups unless a key is chosen)" } else { "" }
                 ),
                 stream: Some(def.name.clone()),
                 chart: Chart::Line,
@@ -203,11 +226,13 @@ pub fn generated(streams: &StreamSet) -> Vec<Tile> {
                 series: Some("key".into()),
                 lines: Vec::new(),
                 sql: format!(
-                    "SELECT key, window_end, {column} AS value\nFROM windows_merged\nWHERE {filter}\nORDER BY window_end, key\n"
+                    "SELECT key, window_end, {column} AS value\nFROM windows_merged\nWHERE {}\nORDER BY window_end, key\n",
+                    series("")
                 ),
                 kql: None,
                 markers_sql: Some(format!(
-                    "SELECT key, window_end, value, ROUND(score, 3) AS score, detector, direction, baseline, spread\nFROM anomalies\nWHERE {filter}\nORDER BY window_end, key\n"
+                    "SELECT a.key, a.window_end, w.{column} AS value, ROUND(a.score, 3) AS score, a.detector, a.direction,\n       a.value AS detected_value, a.baseline, a.spread\nFROM anomalies a\nJOIN windows_merged w ON w.scenario = a.scenario AND w.window_name = a.window_name\n  AND w.metric = a.metric AND w.key = a.key AND w.window_end = a.window_end\nWHERE {}\nORDER BY a.window_end, a.key\n",
+                    series("a.")
                 )),
             });
         }
@@ -426,7 +451,9 @@ mod tests {
         let tiles = for_streams(parse(SHIPPED_PATH, SHIPPED).unwrap(), &streams);
         for def in streams.streams() {
             for metric in &def.metrics {
-                let id = format!("{}-{}", def.name, metric.name).replace('_', "-");
+                let id = format!("{}-{}", def.name, metric.name)
+                    .to_lowercase()
+                    .replace('_', "-");
                 let tile = tiles.iter().find(|t| t.id == id).unwrap();
                 assert!(
                     tile.markers_sql

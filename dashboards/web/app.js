@@ -1,5 +1,5 @@
-// sluice dashboard: draws each tile of /api/tiles from /api/tiles/<id>, refreshing every few
-// seconds without reloading the page. Times are shown in the browser's zone, with UTC on hover.
+// sluice dashboard: draws each tile of /api/tiles from /api/tiles/<id>, refreshing 5 seconds
+// after the previous refresh ended, without reloading the page. Times are shown in the browser's zone, with UTC on hover.
 'use strict';
 
 const REFRESH_MS = 5000;
@@ -106,7 +106,12 @@ function axisOption(tile, columns, series) {
           + list.map((p) => `${p.marker}${p.seriesName}: ${fmt(timeAxis ? p.value[1] : p.value)}`).join('<br>');
       },
     },
-    xAxis: timeAxis ? { type: 'time' } : (() => {
+    // A single instant on a time axis would stretch it over days: show a minute either side.
+    xAxis: timeAxis ? (() => {
+      const xs = xCol.values.filter((v) => v !== null);
+      const lo = Math.min(...xs), hi = Math.max(...xs);
+      return lo === hi ? { type: 'time', min: lo - 60000, max: hi + 60000 } : { type: 'time' };
+    })() : (() => {
       const data = [...new Set(xCol.values.map(String))];
       return { type: 'category', data, axisLabel: { interval: 0, rotate: data.length > 6 ? 30 : 0 } };
     })(),
@@ -301,7 +306,10 @@ async function start() {
   window.addEventListener('hashchange', () => { readHash(); refresh(); });
   await refresh();
   sluice.firstPaintMs = performance.now();
-  setInterval(refresh, REFRESH_MS);
+  // The next refresh starts REFRESH_MS after the last one ended: a slow lake is queried less
+  // often instead of queueing work.
+  const again = async () => { await refresh(); setTimeout(again, REFRESH_MS); };
+  setTimeout(again, REFRESH_MS);
 }
 
 start().catch((e) => {

@@ -117,6 +117,10 @@ pub fn load_tiles(path: Option<&PathBuf>, streams: &StreamSet) -> anyhow::Result
     Ok(tiles::for_streams(shipped, streams))
 }
 
+/// Runs the command: lists the tiles, or checks them and serves the page until Ctrl-C.
+///
+/// Errors: a tile file or stream definition that does not load, a tile whose query does not
+/// plan (named), a missing lake directory, or an address that cannot be bound.
 pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
     let streams = args.streams.load()?;
     let tiles = load_tiles(args.tiles.as_ref(), &streams)?;

@@ -72,9 +72,11 @@ def _run(args: list, **kw) -> str:
     return proc.stdout
 
 
-def make_event(scenario: str, records: int, rate: float, path: Path, seed: int = 42) -> Path:
+def make_event(scenario: str, records: int, rate: float, path: Path, seed: int = 42,
+               keys: int | None = None) -> Path:
     _run([sluice_bin(), "bench", "make-event", "--scenario", scenario, "--records", str(records),
-          "--rate", str(rate), "--seed", str(seed), "--output", str(path)])
+          "--rate", str(rate), "--seed", str(seed), "--output", str(path),
+          *(["--keys", str(keys)] if keys else [])])
     return path
 
 
@@ -315,9 +317,16 @@ def python_bench(event_path: Path, repeat: int) -> dict:
 # --- main ---------------------------------------------------------------------------------------
 
 
-def run_one(scenario: str, records: int, rate: float, repeat: int, workdir: Path) -> tuple[dict, Report]:
-    event_path = make_event(scenario, records, rate, workdir / f"{scenario}-{records}.json")
-    lake = workdir / f"lake-{scenario}-{records}"
+# The window-heavy batch of the performance issue: 7,500 trades over 5 symbols and 30 minutes of
+# event time (a full Lambda batch nobody tuned for; many windows close in it).
+WINDOW_HEAVY = {"records": 7_500, "rate": 7_500 / 1_800, "keys": 5}
+
+
+def run_one(scenario: str, records: int, rate: float, repeat: int, workdir: Path,
+            keys: int | None = None, label: str | None = None) -> tuple[dict, Report]:
+    name = f"{scenario}-{records}" + (f"-{keys}keys-{rate:g}per_s" if keys else "")
+    event_path = make_event(scenario, records, rate, workdir / f"{name}.json", keys=keys)
+    lake = workdir / f"lake-{name}"
     s_objects = sluice_objects(event_path, lake)
     p_objects, p_stats = python_objects(json.loads(event_path.read_bytes()))
     report = compare_objects(s_objects, p_objects)
@@ -327,7 +336,7 @@ def run_one(scenario: str, records: int, rate: float, repeat: int, workdir: Path
             report.diffs.append(f"stats: sluice bench counts {k}={s.get(k)}, python {p_stats.get(k)}")
     py = python_bench(event_path, repeat)
     row = {
-        "scenario": scenario, "records": records, "rate_per_s": rate,
+        "scenario": label or scenario, "records": records, "rate_per_s": rate, "keys": keys,
         "events": s["events"], "late": p_stats["late"], "quarantined": s["quarantined"],
         "windows": s["windows"], "windows_compared": report.counts.get("windows", 0),
         "sluice_events_per_s": s["events_per_s"], "python_events_per_s": py["events_per_s"],
@@ -347,7 +356,8 @@ def print_table(rows: list, meta: dict) -> None:
     print(f"sluice: {meta['sluice_bin']}{debug}")
     print(f"batches: `sluice bench make-event --rate {meta['rate_per_s']:g}`; "
           f"best of {meta['repeat']} runs each; "
-          "events/s on one core")
+          "events/s on one core; trades-wh: the window-heavy batch (7,500 trades, 5 symbols, "
+          "30 minutes of event time)")
     head = ("scenario", "records", "windows", "sluice ev/s", "python ev/s", "ratio",
             "py+parse ev/s", "sluice RSS", "python RSS", "equal")
     fmt = "{:<12}{:>9}{:>9}{:>13}{:>13}{:>8}{:>15}{:>12}{:>18}{:>7}"
@@ -374,6 +384,8 @@ def main(argv=None) -> int:
                     help="events/s of event time in the batch (default 20: 10k records span "
                          "~8 minutes, so windows of every kind close)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-window-heavy", action="store_true",
+                    help="leave out the window-heavy trades batch (7,500 trades, 5 symbols, 30 min)")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     ap.add_argument("--keep", metavar="DIR", help="keep batches and sluice's lakes in DIR")
     ap.add_argument("--worker", metavar="EVENT", help=argparse.SUPPRESS)
@@ -401,6 +413,16 @@ def main(argv=None) -> int:
                 elif not args.json:
                     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
                     print(f"{scenario} {n}: equal ({counts})", file=sys.stderr, flush=True)
+        if "trades" in scenarios and not args.no_window_heavy:
+            w = WINDOW_HEAVY
+            row, report = run_one("trades", w["records"], w["rate"], args.repeat, workdir,
+                                  keys=w["keys"], label="trades-wh")
+            rows.append(row)
+            if not report.ok:
+                failed = True
+                print(f"MISMATCH window-heavy batch:\n{report.text()}", file=sys.stderr)
+            elif not args.json:
+                print(f"trades window-heavy {w['records']}: equal", file=sys.stderr, flush=True)
     except SetupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

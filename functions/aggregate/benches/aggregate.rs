@@ -1,6 +1,8 @@
 //! The aggregate handler's work on a realistic batch: 10,000 trade records as Lambda delivers
 //! them (base64 JSON in a Kinesis event), from the payload's bytes to Parquet bytes ready to
-//! upload, windows and detectors on; and how it scales with batch size and key count.
+//! upload, windows and detectors on; and how it scales with batch size and key count. The
+//! window-heavy batch is the performance issue's: 7,500 trades over 5 symbols and 30 minutes of
+//! event time, a full Lambda batch in which many windows close.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_aggregate::payload::kinesis_payload;
@@ -9,10 +11,11 @@ use sluice_core::event::Scenario;
 use sluice_core::generate::{Generator, GeneratorConfig};
 use sluice_infra::sink::LogRecord;
 
-/// `records` trades at 1,000/s of event time, spread over `keys` keys if given, as a payload.
-fn payload(records: usize, keys: Option<usize>) -> Vec<u8> {
+/// `records` trades at `rate` per second of event time, spread over `keys` keys if given, as a
+/// payload.
+fn payload(records: usize, rate: f64, keys: Option<usize>) -> Vec<u8> {
     let start = 1_795_496_400_000;
-    let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 42, 1_000.0, start));
+    let mut generator = Generator::new(GeneratorConfig::new(Scenario::Trades, 42, rate, start));
     let (mut events, mut truth) = (Vec::new(), Vec::new());
     let until = generator.generate_count(records, &mut events, &mut truth);
     let records: Vec<LogRecord> = events
@@ -47,14 +50,14 @@ fn aggregate(c: &mut Criterion) {
     let mut group = c.benchmark_group("aggregate");
     group.sample_size(20);
     for records in [1_000, 10_000, 100_000] {
-        let bytes = payload(records, None);
+        let bytes = payload(records, 1_000.0, None);
         group.throughput(Throughput::Elements(records as u64));
         group.bench_with_input(BenchmarkId::new("trades", records), &bytes, |b, bytes| {
             b.iter(|| run(&settings, bytes))
         });
     }
     for keys in [5, 500] {
-        let bytes = payload(10_000, Some(keys));
+        let bytes = payload(10_000, 1_000.0, Some(keys));
         group.throughput(Throughput::Elements(10_000));
         group.bench_with_input(
             BenchmarkId::new("trades_10k_keys", keys),
@@ -62,6 +65,13 @@ fn aggregate(c: &mut Criterion) {
             |b, bytes| b.iter(|| run(&settings, bytes)),
         );
     }
+    let bytes = payload(7_500, 7_500.0 / 1_800.0, Some(5));
+    group.throughput(Throughput::Elements(7_500));
+    group.bench_with_input(
+        BenchmarkId::new("trades_window_heavy", 7_500),
+        &bytes,
+        |b, bytes| b.iter(|| run(&settings, bytes)),
+    );
     group.finish();
 }
 

@@ -33,14 +33,6 @@ const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
 const APP_JS: &str = include_str!("../../../dashboards/web/app.js");
 const ECHARTS_JS: &str = include_str!("../../../dashboards/vendor/echarts-5.6.0/echarts.min.js");
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Expand {
-    /// As Grafana's Athena data source does.
-    Athena,
-    /// As `sluice dashboard` does.
-    Datafusion,
-}
-
 #[derive(Args)]
 pub struct DashboardArgs {
     /// The lake directory written by `sluice run`.
@@ -60,7 +52,7 @@ pub struct DashboardArgs {
     pub list_tiles: bool,
     /// With --list-tiles: expand the macros for this engine, over the last hour and all keys.
     #[arg(long, value_enum, requires = "list_tiles")]
-    pub expand: Option<Expand>,
+    pub expand: Option<Dialect>,
     #[command(flatten)]
     pub streams: StreamsArg,
 }
@@ -126,17 +118,8 @@ pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
     let tiles = load_tiles(args.tiles.as_ref(), &streams)?;
     if args.list_tiles {
         let mut tiles = tiles;
-        if let Some(expand) = args.expand {
-            let dialect = match expand {
-                Expand::Athena => Dialect::Athena,
-                Expand::Datafusion => Dialect::DataFusion,
-            };
-            let to = chrono::Utc::now().timestamp_millis();
-            let params = Params {
-                from_ms: to - 3_600_000,
-                to_ms: to,
-                key: String::new(),
-            };
+        if let Some(dialect) = args.expand {
+            let params = Params::last_hour(chrono::Utc::now().timestamp_millis());
             for tile in &mut tiles {
                 tile.sql = tiles::expand(&tile.sql, &params, dialect)?;
                 if let Some(markers) = &tile.markers_sql {
@@ -310,12 +293,7 @@ impl App {
     /// Plans every tile's queries once at start, so a tile naming a wrong table or column is an
     /// error naming the tile before the page shows it.
     async fn check_tiles(&self) -> anyhow::Result<()> {
-        let now = chrono::Utc::now().timestamp_millis();
-        let params = Params {
-            from_ms: now - 3_600_000,
-            to_ms: now,
-            key: String::new(),
-        };
+        let params = Params::last_hour(chrono::Utc::now().timestamp_millis());
         let ctx = self.session().await?;
         for tile in &self.tiles {
             for sql in std::iter::once(&tile.sql).chain(tile.markers_sql.as_ref()) {
@@ -341,9 +319,8 @@ fn columns(schema: &Schema, batches: &[RecordBatch]) -> anyhow::Result<Vec<Colum
             values: Vec::new(),
         };
         for batch in batches {
-            let (kind, values) =
+            let values =
                 json_values(batch.column(i)).with_context(|| format!("column {}", field.name()))?;
-            column.kind = kind;
             column.values.extend(values);
         }
         out.push(column);
@@ -351,7 +328,7 @@ fn columns(schema: &Schema, batches: &[RecordBatch]) -> anyhow::Result<Vec<Colum
     Ok(out)
 }
 
-/// The JSON `type` of a column of this Arrow type (as [`json_values`] writes it).
+/// The JSON `type` of a column of this Arrow type: how [`json_values`] writes its values.
 fn kind_of(data_type: &DataType) -> &'static str {
     match data_type {
         DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => "time",
@@ -363,64 +340,51 @@ fn kind_of(data_type: &DataType) -> &'static str {
     }
 }
 
-fn json_values(array: &ArrayRef) -> anyhow::Result<(&'static str, Vec<Value>)> {
-    let nulls = |values: Vec<Value>| -> Vec<Value> {
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| if array.is_null(i) { Value::Null } else { v })
-            .collect()
-    };
-    Ok(match array.data_type() {
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+/// One array's values as JSON, in the form [`kind_of`] names: times as epoch milliseconds,
+/// numbers (non-finite floats as null), booleans, strings; binary columns as null.
+fn json_values(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
+    let values: Vec<Value> = match (kind_of(array.data_type()), array.data_type()) {
+        ("time", _) => {
             let ms = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
             let ms = cast(&ms, &DataType::Int64)?;
-            let ms = ms.as_primitive::<Int64Type>();
-            (
-                "time",
-                nulls(ms.values().iter().map(|v| Value::from(*v)).collect()),
-            )
+            ms.as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .map(|v| Value::from(*v))
+                .collect()
         }
-        DataType::Boolean => {
+        ("bool", _) => {
             let b = array.as_boolean();
-            (
-                "bool",
-                nulls((0..b.len()).map(|i| Value::from(b.value(i))).collect()),
-            )
+            (0..b.len()).map(|i| Value::from(b.value(i))).collect()
         }
-        t if t.is_integer() => {
+        ("number", t) if t.is_integer() => {
             let n = cast(array, &DataType::Int64)?;
-            let n = n.as_primitive::<Int64Type>();
-            (
-                "number",
-                nulls(n.values().iter().map(|v| Value::from(*v)).collect()),
-            )
+            n.as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .map(|v| Value::from(*v))
+                .collect()
         }
-        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => {
+        ("number", _) => {
             let f = cast(array, &DataType::Float64)?;
-            let f = f.as_primitive::<Float64Type>();
-            (
-                "number",
-                nulls(
-                    f.values()
-                        .iter()
-                        .map(|v| {
-                            serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
-                        })
-                        .collect(),
-                ),
-            )
+            f.as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .map(|v| serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number))
+                .collect()
         }
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            ("string", vec![Value::Null; array.len()])
+        (_, DataType::Binary | DataType::LargeBinary | DataType::BinaryView) => {
+            vec![Value::Null; array.len()]
         }
         _ => {
             let s = cast(array, &DataType::Utf8)?;
             let s = s.as_string::<i32>();
-            (
-                "string",
-                nulls((0..s.len()).map(|i| Value::from(s.value(i))).collect()),
-            )
+            (0..s.len()).map(|i| Value::from(s.value(i))).collect()
         }
-    })
+    };
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| if array.is_null(i) { Value::Null } else { v })
+        .collect())
 }

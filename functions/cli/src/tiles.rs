@@ -268,15 +268,27 @@ pub struct Params {
     pub key: String,
 }
 
+impl Params {
+    /// The hour up to `now_ms`, all keys: what the page shows first.
+    pub fn last_hour(now_ms: i64) -> Self {
+        Params {
+            from_ms: now_ms - 3_600_000,
+            to_ms: now_ms,
+            key: String::new(),
+        }
+    }
+}
+
 /// A macro the expansion cannot read.
 #[derive(Debug, Error, PartialEq)]
 #[error("{0}")]
 pub struct MacroError(String);
 
-/// Which engine the expanded SQL is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which engine the expanded SQL is for (also `sluice dashboard --expand`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dialect {
     /// DataFusion (`sluice dashboard`, `sluice query`).
+    #[value(name = "datafusion")]
     DataFusion,
     /// Athena, exactly as Grafana's Athena data source expands the macros.
     Athena,

@@ -74,21 +74,7 @@ impl EventHubsSink {
             send_timeout: DEFAULT_SEND_TIMEOUT,
         })
     }
-}
 
-/// Record indices per partition (index into `partitions`), in send order.
-pub fn assign_partitions(records: &[OutRecord], partitions: usize) -> BTreeMap<usize, Vec<usize>> {
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        groups
-            .entry(shard_for(&r.partition_key, partitions))
-            .or_default()
-            .push(i);
-    }
-    groups
-}
-
-impl EventHubsSink {
     /// How long one batch may wait for the hub to settle it before it is sent again (default
     /// [`DEFAULT_SEND_TIMEOUT`]).
     ///
@@ -132,6 +118,18 @@ impl EventHubsSink {
         }
         Ok((batch, taken))
     }
+}
+
+/// Record indices per partition (index into `partitions`), in send order.
+pub fn assign_partitions(records: &[OutRecord], partitions: usize) -> BTreeMap<usize, Vec<usize>> {
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        groups
+            .entry(shard_for(&r.partition_key, partitions))
+            .or_default()
+            .push(i);
+    }
+    groups
 }
 
 enum BatchError {

@@ -24,7 +24,7 @@ def sluice_binary() -> pathlib.Path:
 def sluice():
     path = sluice_binary()
     if not path.exists():
-        pytest.fail(f"sluice binary not found at {path}: build it (cargo build -p sluice) or set SLUICE_BIN")
+        pytest.fail(f"sluice binary not found at {path}: build it (cargo build -p sluice --features lake) or set SLUICE_BIN")
 
     def run(*args, check=True, timeout=300, env=None):
         merged = dict(os.environ, **(env or {}))

@@ -23,8 +23,9 @@ venv() {
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy -D warnings (every feature, and the pipeline-only CLI of the README's first command)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy -p sluice --all-targets -- -D warnings
 
 step "python environments ($VENVS)"
 venv e2e tests/requirements.txt
@@ -37,10 +38,10 @@ step "cargo nextest (unit, property, handler and adapter tests; S3 conformance o
 # The fault-injection harness saves a few of its lakes here; tests/test_fault_lakes.py reads
 # them with DuckDB in the end-to-end step.
 export SLUICE_FAULT_LAKES="${SLUICE_FAULT_LAKES:-$(mktemp -d)}"
-SLUICE_MOTO_SERVER="$VENVS/aws/bin/moto_server" cargo nextest run --workspace
+SLUICE_MOTO_SERVER="$VENVS/aws/bin/moto_server" cargo nextest run --workspace --all-features
 
-step "build the sluice CLI and the Lambda binaries"
-cargo build --workspace --bins
+step "build the sluice CLI (with the query engine, feature lake) and the Lambda binaries"
+cargo build --workspace --bins --all-features
 
 if [ -f terraform/checks/checkov.sh ]; then
     step "terraform: checkov (zero failed checks)"

@@ -31,7 +31,7 @@ validate = load("validate")
 def tiles():
     path = sluice_binary()
     if not path.exists():
-        pytest.fail(f"sluice binary not found at {path}: build it (cargo build -p sluice) or set SLUICE_BIN")
+        pytest.fail(f"sluice binary not found at {path}: build it (cargo build -p sluice --features lake) or set SLUICE_BIN")
     proc = subprocess.run([str(path), "dashboard", "--list-tiles"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

@@ -91,7 +91,7 @@ def load_tiles(tiles_json: Path | None, sluice: Path | None) -> list[dict]:
         source = str(tiles_json)
     else:
         if not sluice.is_file():
-            raise SystemExit(f"sluice binary not found at {sluice}: build it (cargo build -p sluice)")
+            raise SystemExit(f"sluice binary not found at {sluice}: build it (cargo build -p sluice --features lake)")
         proc = subprocess.run(
             [str(sluice), "dashboard", "--list-tiles"], capture_output=True, text=True, timeout=120
         )

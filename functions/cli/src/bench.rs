@@ -57,7 +57,8 @@ pub enum BenchCommand {
         repeat: usize,
     },
     /// Time a shipped example query over a lake of generated trades (written first if the lake
-    /// holds fewer rows than asked for).
+    /// holds fewer rows than asked for). Needs the query engine (feature `lake`).
+    #[cfg(feature = "lake")]
     Query {
         #[arg(long, default_value = "bench-lake")]
         lake: PathBuf,
@@ -93,6 +94,7 @@ fn peak_rss_bytes() -> Option<u64> {
 
 /// Writes `rows` generated trades as raw Parquet files of a million rows each, unless `lake`
 /// already has them (a marker file records how many).
+#[cfg(feature = "lake")]
 fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()> {
     use sluice_core::lake::{BatchId, Lineage, encode_raw, object_key, raw_batch, table_dir};
     use sluice_core::stream::{Decoder, StreamSet};
@@ -164,6 +166,7 @@ fn ensure_trades_lake(lake: &std::path::Path, rows: usize) -> anyhow::Result<()>
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
+        #[cfg(feature = "lake")]
         BenchCommand::Query {
             lake,
             rows,

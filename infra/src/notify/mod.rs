@@ -1,6 +1,7 @@
 //! Where alerts go.
 
 mod console;
+#[cfg(feature = "smtp")]
 mod smtp;
 #[cfg(feature = "aws")]
 mod sns;
@@ -12,6 +13,7 @@ use sluice_core::rules::Alert;
 use thiserror::Error;
 
 pub use console::{ConsoleNotifier, OutboxNotifier};
+#[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfig, SmtpNotifier};
 #[cfg(feature = "aws")]
 pub use sns::{SnsNotifier, sns_message, sns_subject};

@@ -353,6 +353,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.lake.display()
         ),
     };
+    // A build without the query engine points at the build that has it.
+    let hint = if cfg!(feature = "lake") {
+        hint
+    } else {
+        hint.replacen("sluice ", "cargo run --release --features lake -- ", 1)
+    };
     print_summary(&metrics.snapshot(), started.elapsed(), &args.lake, &hint);
     Ok(())
 }

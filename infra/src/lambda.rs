@@ -5,17 +5,35 @@ use lambda_runtime::Diagnostic;
 
 use crate::config::optional_env;
 
-/// Plain-text logs without colours or timestamps (CloudWatch adds them); level from `SLUICE_LOG`.
+/// Plain-text logs without colours or timestamps (CloudWatch adds them); level from `SLUICE_LOG`
+/// as `level` or `target=level` directives separated by commas (`info,sluice_aggregate=debug`).
+/// The filter is `tracing_subscriber::filter::Targets`, not `EnvFilter`: the same directives
+/// without span and field matching, and without a regex engine in every zip. A filter that does
+/// not parse is reported and `info` used.
 pub fn init_logging() {
-    let filter = optional_env("SLUICE_LOG").unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let text = optional_env("SLUICE_LOG").unwrap_or_else(|| "info".into());
+    let (filter, error) = match text.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(filter) => (filter, None),
+        Err(e) => (
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::level_filters::LevelFilter::INFO),
+            Some(e),
+        ),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .without_time()
+                .with_writer(std::io::stderr),
         )
-        .with_ansi(false)
-        .without_time()
-        .with_writer(std::io::stderr)
+        .with(filter)
         .init();
+    if let Some(e) = error {
+        tracing::warn!("SLUICE_LOG={text:?} is not a log filter ({e}); logging at info");
+    }
 }
 
 /// Ends a cold start that cannot work: the message goes to stderr (the function's log, whatever

@@ -348,3 +348,32 @@ def test_a_shard_closed_by_a_reshard_is_flushed_and_retired_by_the_sweep(lambda_
     aggregate.invoke_ok(aws_helpers.scheduled_event(now), timeout=INVOKE_TIMEOUT)
     assert aws_helpers.list_objects(s3, res.bucket, f"state/aggregate/{res.stream}/{parent}/") == states, (
         "a retired shard is passed by")
+
+
+def test_sluice_log_filters_by_target_and_a_bad_filter_is_reported(lambda_binaries, aws, resources, start_lambda):
+    """SLUICE_LOG takes `level` and `target=level` directives: the aggregate function's
+    per-batch summary (an info event of target sluice_aggregate) shows under
+    `warn,sluice_aggregate=info`, not under `warn`; a filter that does not parse is named in a
+    warning and logging falls back to info."""
+    trade = {"event_id": "log-1", "symbol": "AAPL", "price": 190.0, "quantity": 5, "side": "buy",
+             "trade_type": "market", "timestamp": aws_helpers.rfc3339(dt.datetime.now(dt.timezone.utc))}
+    record = {"PartitionKey": "AAPL", "SequenceNumber": "49650000000000000000000000000000000000000000000000000001",
+              "Data": json.dumps(trade).encode(), "ApproximateArrivalTimestamp": time.time()}
+    outputs = {}
+    for log in ("warn", "warn,sluice_aggregate=info", "sluice_aggregate=[oops"):
+        # A shard of its own per run: a shared one would skip the record as a redelivery.
+        shard = f"shardId-00000000000{len(outputs)}"
+        event = aws_helpers.kinesis_events(resources.stream_arn, shard, [record])[0]
+        fn = start_lambda(lambda_binaries["aggregate"], f"sluice-aggregate-log-{len(outputs)}", {
+            **aws_helpers.base_env(aws, resources), "SLUICE_LOG": log,
+            "SLUICE_LATENESS": "5s", "SLUICE_WINDOWS": ""})
+        ok, response = fn.api.invoke(event, timeout=30, alive=fn.alive)
+        assert ok, f"SLUICE_LOG={log!r}: the invocation failed: {response}\n{fn.output()}"
+        fn.stop()
+        outputs[log] = fn.output()
+    summary = re.compile(r"INFO .*sluice_aggregate: batch committed .*records=1")
+    assert not summary.search(outputs["warn"]), outputs["warn"]
+    assert summary.search(outputs["warn,sluice_aggregate=info"]), outputs["warn,sluice_aggregate=info"]
+    bad = outputs["sluice_aggregate=[oops"]
+    assert 'SLUICE_LOG="sluice_aggregate=[oops" is not a log filter' in bad, bad
+    assert summary.search(bad), bad

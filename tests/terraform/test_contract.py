@@ -236,6 +236,24 @@ def test_b_lambda_zip_paths(aws: Module):
         assert body.get("handler") == "bootstrap", f"{fn}: handler must be bootstrap"
 
 
+def test_b_the_build_script_builds_every_deployed_zip(repo: Repo, aws: Module):
+    """terraform/build-lambdas.sh builds exactly the packages whose zips the module deploys,
+    with the dist profile, as zips (a bare `cargo lambda build` builds only the CLI)."""
+    script = (repo.root / "terraform" / "build-lambdas.sh").read_text()
+    lines = script.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("cargo lambda build ")), None)
+    assert start is not None, "terraform/build-lambdas.sh runs no `cargo lambda build`"
+    command = [lines[start]]
+    while command[-1].endswith("\\"):
+        command.append(lines[start + len(command)])
+    args = " ".join(line.rstrip("\\") for line in command)
+    packages = set(re.findall(r"-p sluice-([a-z]+)", args))
+    assert packages == set(lambda_functions(aws)), (
+        f"build-lambdas.sh builds {sorted(packages)}, the module deploys {sorted(lambda_functions(aws))}"
+    )
+    assert "--profile dist" in args and "--output-format zip" in args, args
+
+
 def test_aggregate_event_source_mapping(aws: Module):
     esms = aws.resources.get("aws_lambda_event_source_mapping", {})
     assert esms, "no aws_lambda_event_source_mapping"

@@ -3,7 +3,7 @@
 # fetch_url is set.
 #
 # Build the four zips first, from the repository root:
-#   cargo lambda build --release --output-format zip
+#   bash terraform/build-lambdas.sh
 # which writes target/lambda/{generate,fetch,aggregate,alert}/bootstrap.zip.
 
 provider "aws" {

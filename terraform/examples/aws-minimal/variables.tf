@@ -16,7 +16,7 @@ variable "tags" {
 }
 
 variable "architecture" {
-  description = "Lambda architecture: x86_64 (default build) or arm64 (needs `cargo lambda build --release --arm64 --output-format zip`)."
+  description = "Lambda architecture: x86_64 (default build) or arm64 (needs `bash terraform/build-lambdas.sh --arm64`)."
   type        = string
   default     = "x86_64"
 }

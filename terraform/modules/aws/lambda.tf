@@ -90,7 +90,7 @@ resource "aws_lambda_function" "this" {
   description   = each.value.description
   role          = aws_iam_role.this[each.key].arn
 
-  # Rust binaries from `cargo lambda build --release --output-format zip`.
+  # Rust binaries from `bash terraform/build-lambdas.sh` (cargo lambda, the dist profile).
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = [var.architecture]

@@ -30,12 +30,12 @@ variable "force_destroy" {
 ################################################################################
 
 variable "source_dir" {
-  description = "Repository root: the directory holding target/lambda/<fn>/bootstrap.zip as produced by `cargo lambda build --release --output-format zip` (x86_64) or with `--arm64` (arm64)."
+  description = "Repository root: the directory holding target/lambda/<fn>/bootstrap.zip as produced by `bash terraform/build-lambdas.sh` (x86_64) or with `--arm64` (arm64)."
   type        = string
 }
 
 variable "architecture" {
-  description = "Lambda instruction set: x86_64 (what the project's own build produces) or arm64 (build with `cargo lambda build --release --arm64 --output-format zip` after `rustup target add aarch64-unknown-linux-gnu`)."
+  description = "Lambda instruction set: x86_64 (what the project's own build produces) or arm64 (build with `bash terraform/build-lambdas.sh --arm64` after `rustup target add aarch64-unknown-linux-gnu`)."
   type        = string
   default     = "x86_64"
 

@@ -339,7 +339,7 @@ def variants(binaries: dict[str, Binary], endpoint: str, res: dict) -> list[Vari
         "fetch": [Variant("fetch", "fetch", {
             "SLUICE_SINK": "kinesis", "SLUICE_STREAM_NAME": res["stream"],
             # Never called at init; a closed port so a stray call would fail fast.
-            "SLUICE_FETCH_URL": "http://127.0.0.1:9/quotes",
+            "SLUICE_FETCH_URL": "https://127.0.0.1:9/quotes",
             "SLUICE_FETCH_SECRET_ARN": res["secret_arn"],
             "SLUICE_FETCH_AUTH_HEADER": "Authorization",
             "SLUICE_FETCH_MAPPING": mapping,

@@ -2,7 +2,8 @@
 //! them (base64 JSON in a Kinesis event), from the payload's bytes to Parquet bytes ready to
 //! upload, windows and detectors on; and how it scales with batch size and key count. The
 //! window-heavy batch is the performance issue's: 7,500 trades over 5 symbols and 30 minutes of
-//! event time, a full Lambda batch in which many windows close.
+//! event time, a full Lambda batch in which many windows close; the many-key batch closes 14
+//! times more window rows.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_aggregate::payload::kinesis_payload;
@@ -65,6 +66,15 @@ fn aggregate(c: &mut Criterion) {
             |b, bytes| b.iter(|| run(&settings, bytes)),
         );
     }
+    // Many keys over 8 minutes of event time: closing and writing windows dominates (33,502
+    // window rows close), the case `bash bench/scaling.sh` shows slowest per event.
+    let bytes = payload(10_000, 10_000.0 / 480.0, Some(500));
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_with_input(
+        BenchmarkId::new("trades_500_keys_8_minutes", 10_000),
+        &bytes,
+        |b, bytes| b.iter(|| run(&settings, bytes)),
+    );
     let bytes = payload(7_500, 7_500.0 / 1_800.0, Some(5));
     group.throughput(Throughput::Elements(7_500));
     group.bench_with_input(

@@ -241,6 +241,24 @@ proptest! {
     }
 
     #[test]
+    fn closed_windows_come_out_in_end_key_window_metric_order(events in arb_events(), spec in arb_spec(), lateness in 0i64..10_000) {
+        let cfg = config(spec, lateness);
+        let mut engine = WindowEngine::new(cfg);
+        for e in &events {
+            push(&mut engine, e);
+        }
+        let mut out = Vec::new();
+        engine.flush(&mut out);
+        let order: Vec<_> = out
+            .iter()
+            .map(|w| (w.end_ms, w.stream, w.scope, w.key.clone(), w.window_index, w.start_ms, w.metric))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        prop_assert_eq!(order, sorted);
+    }
+
+    #[test]
     fn snapshot_restore_anywhere_changes_nothing(events in arb_events(), spec in arb_spec(), lateness in 0i64..10_000, split in 0usize..150) {
         let cfg = config(spec, lateness);
         let (whole, late_whole) = run_engine(&events, &cfg, usize::MAX);

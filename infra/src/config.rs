@@ -65,7 +65,7 @@ where
 /// (`bench/lambda-sizes.md`). Per-service endpoint variables (`AWS_ENDPOINT_URL_S3`, …) are not
 /// read.
 #[cfg(feature = "aws")]
-pub async fn aws_config() -> aws_config::SdkConfig {
+pub fn aws_config() -> aws_config::SdkConfig {
     let region = optional_env("AWS_REGION").or_else(|| optional_env("AWS_DEFAULT_REGION"));
     let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
     let mut builder = aws_config::SdkConfig::builder()

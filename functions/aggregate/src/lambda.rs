@@ -142,7 +142,7 @@ pub fn settings_from_env(streams: StreamSet) -> Result<Settings, ConfigError> {
 impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {
         let bucket = required_env("SLUICE_BUCKET")?;
-        let config = aws_config().await;
+        let config = aws_config();
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
         let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
         let settings = settings_from_env(streams)?;

@@ -20,7 +20,7 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {
         let bucket = required_env("SLUICE_BUCKET")?;
         let topic = required_env("SLUICE_TOPIC_ARN")?;
-        let config = aws_config().await;
+        let config = aws_config();
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
         let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
         let rules = match optional_env("SLUICE_RULES_KEY") {

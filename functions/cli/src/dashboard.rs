@@ -344,27 +344,15 @@ fn kind_of(data_type: &DataType) -> &'static str {
 /// numbers (non-finite floats as null), booleans, strings; binary columns as null.
 fn json_values(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
     let values: Vec<Value> = match (kind_of(array.data_type()), array.data_type()) {
-        ("time", _) => {
-            let ms = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-            let ms = cast(&ms, &DataType::Int64)?;
-            ms.as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .map(|v| Value::from(*v))
-                .collect()
-        }
+        ("time", _) => int64_values(&cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+        )?)?,
         ("bool", _) => {
             let b = array.as_boolean();
             (0..b.len()).map(|i| Value::from(b.value(i))).collect()
         }
-        ("number", t) if t.is_integer() => {
-            let n = cast(array, &DataType::Int64)?;
-            n.as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .map(|v| Value::from(*v))
-                .collect()
-        }
+        ("number", t) if t.is_integer() => int64_values(array)?,
         ("number", _) => {
             let f = cast(array, &DataType::Float64)?;
             f.as_primitive::<Float64Type>()
@@ -386,5 +374,16 @@ fn json_values(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
         .into_iter()
         .enumerate()
         .map(|(i, v)| if array.is_null(i) { Value::Null } else { v })
+        .collect())
+}
+
+/// An integer or timestamp column as JSON integers (timestamps as their epoch value); nulls are
+/// left to the caller.
+fn int64_values(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
+    let n = cast(array, &DataType::Int64)?;
+    Ok(n.as_primitive::<Int64Type>()
+        .values()
+        .iter()
+        .map(|v| Value::from(*v))
         .collect())
 }

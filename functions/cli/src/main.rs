@@ -92,7 +92,7 @@ struct WithoutLake {
 fn without_lake(command: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "`sluice {command}` needs the query engine, which this build leaves out so the pipeline \
-         builds fast. Build it in once (DataFusion: about 10 more minutes on 2 cores the first \
+         builds fast. Build it in once (DataFusion: about 15 more minutes on 2 cores the first \
          time) and run `cargo run --release --features lake -- {command} ...`, or install it with \
          `cargo install --path functions/cli --features lake`"
     )

@@ -336,28 +336,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if interactive {
         eprintln!();
     }
+    // A build without the query engine points at the build that has it.
+    let query = if cfg!(feature = "lake") {
+        "sluice query"
+    } else {
+        "cargo run --release --features lake -- query"
+    };
     let hint = match &args.streams.streams {
         _ if streams.get("trades").is_some() => {
             format!(
-                "sluice query --lake {} --example trades-ohlc-vwap",
+                "{query} --lake {} --example trades-ohlc-vwap",
                 args.lake.display()
             )
         }
         Some(path) => format!(
-            "sluice query --lake {} --streams {} \"SELECT * FROM windows LIMIT 10\"",
+            "{query} --lake {} --streams {} \"SELECT * FROM windows LIMIT 10\"",
             args.lake.display(),
             path.display()
         ),
         None => format!(
-            "sluice query --lake {} \"SELECT * FROM windows LIMIT 10\"",
+            "{query} --lake {} \"SELECT * FROM windows LIMIT 10\"",
             args.lake.display()
         ),
-    };
-    // A build without the query engine points at the build that has it.
-    let hint = if cfg!(feature = "lake") {
-        hint
-    } else {
-        hint.replacen("sluice ", "cargo run --release --features lake -- ", 1)
     };
     print_summary(&metrics.snapshot(), started.elapsed(), &args.lake, &hint);
     Ok(())

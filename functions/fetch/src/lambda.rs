@@ -32,7 +32,7 @@ impl Deps {
         let mapping_text = required_env("SLUICE_FETCH_MAPPING")?;
         let mapping: Mapping = toml::from_str(&mapping_text)
             .map_err(|e| ConfigError::invalid("SLUICE_FETCH_MAPPING", "(TOML)", e.message()))?;
-        let config = aws_config().await;
+        let config = aws_config();
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
         let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;
         let mapper = Mapper::new(&mapping, streams)

@@ -47,7 +47,7 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, ConfigError> {
         let bucket = required_env("SLUICE_BUCKET")?;
         let settings = settings_from_env()?;
-        let config = aws_config().await;
+        let config = aws_config();
         let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(&config, &bucket));
         // Events of a scenario no definition describes would all be quarantined downstream.
         let streams = streams::for_cold_start(store.as_ref(), &bucket).await?;

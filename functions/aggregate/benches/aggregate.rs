@@ -57,6 +57,12 @@ fn aggregate(c: &mut Criterion) {
             b.iter(|| run(&settings, bytes))
         });
     }
+    // The envelope alone: Kinesis JSON to records with their data base64-decoded.
+    let bytes = payload(10_000, 1_000.0, None);
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_with_input(BenchmarkId::new("envelope", 10_000), &bytes, |b, bytes| {
+        b.iter(|| KinesisBatch::parse(bytes).expect("payload parses").len())
+    });
     for keys in [5, 500] {
         let bytes = payload(10_000, 1_000.0, Some(keys));
         group.throughput(Throughput::Elements(10_000));

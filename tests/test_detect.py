@@ -36,6 +36,39 @@ def test_bad_input_is_an_error_naming_the_line_and_constant_series_work(sluice, 
     assert unknown.returncode != 0 and "windowed_gaussian" in unknown.stderr
 
 
+def test_an_export_with_a_bom_gaps_other_columns_and_a_zone_is_read(sluice, tmp_path):
+    # A Prometheus/Grafana-style export: BOM, RFC 3339 with Z, a NaN on line 62 and an empty
+    # value on line 63, the value in a column named by the option.
+    rows = [f"2026-11-24T{4 + m // 60:02d}:{m % 60:02d}:00Z,host-a,{m % 7}.25" for m in range(80)]
+    rows[60] = "2026-11-24T05:00:00Z,host-a,NaN"
+    rows[61] = "2026-11-24T05:01:00Z,host-a,"
+    export = tmp_path / "export.csv"
+    export.write_bytes(("\ufefftime,instance,cpu\n" + "\n".join(rows) + "\n").encode())
+    out = tmp_path / "scores.csv"
+    proc = sluice("detect", "--input", export, "--output", out, "--value-column", "cpu")
+    scored = list(csv.DictReader(out.open()))
+    assert len(scored) == 78
+    assert "2 rows without a value skipped (the first on line 62" in proc.stderr, proc.stderr
+    assert scored[60]["timestamp"] == "2026-11-24T05:02:00Z" and float(scored[60]["value"]) == 62 % 7 + 0.25
+    # Epoch milliseconds, and zone-less local times under --zone: the same instants.
+    epoch = tmp_path / "epoch.csv"
+    epoch.write_text("ts,value\n1795496400000,1\n1795496460000,2\n")
+    local = tmp_path / "local.csv"
+    local.write_text("timestamp,value\n2026-11-24 06:00:00,1\n2026-11-24 06:01:00,2\n")
+    plots = []
+    for source, extra in ((epoch, ()), (local, ("--zone", "Europe/Berlin"))):
+        target = tmp_path / f"{source.stem}.svg"
+        sluice("detect", "--input", source, "--output", tmp_path / "o.csv", "--plot", target, *extra)
+        plots.append(target.read_text())
+    assert plots[0] == plots[1].replace("local.csv", "epoch.csv")
+    bad_zone = sluice("detect", "--input", local, "--output", tmp_path / "o.csv", "--zone", "Mars/Olympus", check=False)
+    assert bad_zone.returncode != 0 and "Mars/Olympus" in bad_zone.stderr
+    semi = tmp_path / "semi.csv"
+    semi.write_text("timestamp;value\n2026-11-24T05:00:00Z;1,5\n")
+    refused = sluice("detect", "--input", semi, "--output", tmp_path / "o.csv", check=False)
+    assert refused.returncode != 0 and "semicolons" in refused.stderr, refused.stderr
+
+
 def test_default_detector_names_what_fired_and_flags_a_labelled_anomaly(sluice, tmp_path):
     # art_daily_jumpsup: a daily square wave whose high level jumps on one day; the jump is a
     # break of the daily pattern, not a point that stands out from its neighbours.

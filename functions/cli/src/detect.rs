@@ -7,13 +7,25 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use sluice_core::detect::{FLAG_SCORE, SeriesDetector, score_series};
-use sluice_core::nab::{PROFILES, load_corpus, parse_series_csv, score_corpus};
+use sluice_core::nab::{PROFILES, load_corpus, score_corpus};
+use sluice_core::series::{SeriesOptions, read_series_csv};
 
 #[derive(Args)]
 pub struct DetectArgs {
-    /// CSV with header `timestamp,value` (NAB's format).
+    /// CSV with a header line: a time column (RFC 3339, `YYYY-MM-DD HH:MM:SS` or epoch
+    /// seconds/milliseconds) and a value column. Rows whose value is empty or NaN are skipped
+    /// and counted. NAB's `timestamp,value` files are read as they are.
     #[arg(long)]
     pub input: PathBuf,
+    /// The time column (default: timestamp, time, date, datetime or ts; or the first of two).
+    #[arg(long, value_name = "NAME")]
+    pub time_column: Option<String>,
+    /// The value column (default: value; or the other of two).
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+    /// IANA zone of times written without an offset, such as Europe/Berlin (default: UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Option<String>,
     /// Where to write `timestamp,value,anomaly_score,detector,flagged,baseline,spread`.
     #[arg(long)]
     pub output: PathBuf,
@@ -37,11 +49,26 @@ fn detector(name: &str) -> anyhow::Result<SeriesDetector> {
 
 pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
     let chosen = detector(&args.detector)?;
+    let zone = args
+        .zone
+        .as_deref()
+        .map(|z| {
+            z.parse::<chrono_tz::Tz>().map_err(|_| {
+                anyhow::anyhow!("--zone {z:?} is not an IANA zone such as Europe/Berlin or UTC")
+            })
+        })
+        .transpose()?;
+    let options = SeriesOptions {
+        time_column: args.time_column.clone(),
+        value_column: args.value_column.clone(),
+        zone,
+    };
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("reading {}", args.input.display()))?;
-    let (timestamps, values) =
-        parse_series_csv(&text).with_context(|| format!("{}", args.input.display()))?;
-    let verdicts = score_series(chosen, &timestamps, &values);
+    let series =
+        read_series_csv(&text, &options).with_context(|| format!("{}", args.input.display()))?;
+    let (timestamps, values) = (&series.timestamps, &series.values);
+    let verdicts = score_series(chosen, timestamps, values);
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -50,14 +77,9 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         "timestamp,value,anomaly_score,detector,flagged,baseline,spread"
     )?;
     // The original timestamp text is kept, so rows line up with the input exactly.
-    let stamps = text
-        .lines()
-        .skip(1)
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split(',').next().unwrap_or(""));
+    let stamps = series.stamps.iter().map(|s| csv_field(s));
     let mut flagged = 0;
-    for ((stamp, value), (v, name)) in stamps.zip(&values).zip(&verdicts) {
+    for ((stamp, value), (v, name)) in stamps.zip(values.iter()).zip(&verdicts) {
         let fired = v.score >= FLAG_SCORE;
         flagged += fired as usize;
         writeln!(
@@ -76,7 +98,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
             chosen.name()
         );
         let scored: Vec<_> = verdicts.iter().map(|(v, _)| *v).collect();
-        crate::plot::plot_svg(plot, &title, &timestamps, &values, &scored).with_context(|| {
+        crate::plot::plot_svg(plot, &title, timestamps, values, &scored).with_context(|| {
             format!(
                 "the scores are written to {}, but the plot is not",
                 args.output.display()
@@ -90,7 +112,22 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         chosen.name(),
         args.output.display()
     );
+    if let Some((line, value)) = series.missing.first() {
+        eprintln!(
+            "{} rows without a value skipped (the first on line {line}: {value:?}); the detector saw a gap there",
+            series.missing.len()
+        );
+    }
     Ok(())
+}
+
+/// `text` as one CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
 }
 
 pub fn nab_table(root: &Path, json: bool) -> anyhow::Result<()> {

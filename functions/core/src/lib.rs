@@ -29,6 +29,7 @@ pub mod nab;
 pub mod rng;
 pub mod rules;
 pub mod schema;
+pub mod series;
 pub mod shard;
 pub mod stream;
 pub mod time;

@@ -35,6 +35,27 @@ fn main() {
             other => panic!("unknown parameter {other}"),
         }
     }
+    if std::env::var_os("CYCLE").is_some() {
+        // The cycle: one-minute points, 200 + 20 sin(2πi/600) + N(0, 2²), +60 at 2000.
+        for seed in 1..=5u64 {
+            let mut r = sluice_core::rng::Rng::new(seed);
+            let mut d = Calibrated::new(p);
+            let mut out = Vec::new();
+            for i in 0..2400i64 {
+                let spike = if i == 2000 { 60.0 } else { 0.0 };
+                let x = 200.0
+                    + 20.0 * (2.0 * std::f64::consts::PI * i as f64 / 600.0).sin()
+                    + 2.0 * r.normal()
+                    + spike;
+                let v = d.update(i * 60_000, x);
+                if v.flagged() || i == 2000 {
+                    out.push(format!("{i}:{:.2}:{}", v.score, d.evidence().strongest()));
+                }
+            }
+            println!("seed {seed}: {}", out.join(" "));
+        }
+        return;
+    }
     if std::env::var_os("PLANTED").is_some() {
         use sluice_core::aggregate::AggregateConfig;
         use sluice_core::detect::DetectorKind;

@@ -81,7 +81,7 @@ def test_default_detector_names_what_fired_and_flags_a_labelled_anomaly(sluice, 
     assert any(i in window for i in flagged), flagged
     assert len([i for i in flagged if i >= 604 and i not in window]) <= 5, flagged
     fired = {rows[i]["detector"] for i in flagged if i in window}
-    assert fired <= {"spike", "burst", "level_shift", "daily_spike", "daily_pattern_break"} and fired, fired
+    assert fired <= {"spike", "burst", "level_shift", "cycle_spike", "cycle_break"} and fired, fired
 
 
 def test_plot_draws_the_series_its_band_and_exactly_the_flagged_points(sluice, tmp_path):

@@ -37,15 +37,27 @@ fn main() {
     }
     if std::env::var_os("CYCLE").is_some() {
         // The cycle: one-minute points, 200 + 20 sin(2πi/600) + N(0, 2²), +60 at 2000.
-        for seed in 1..=5u64 {
+        let seeds: u64 = std::env::var("SEEDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        let period: f64 = std::env::var("PERIOD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600.0);
+        let sigma: f64 = std::env::var("SIGMA")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2.0);
+        for seed in 1..=seeds {
             let mut r = sluice_core::rng::Rng::new(seed);
             let mut d = Calibrated::new(p);
             let mut out = Vec::new();
             for i in 0..2400i64 {
                 let spike = if i == 2000 { 60.0 } else { 0.0 };
                 let x = 200.0
-                    + 20.0 * (2.0 * std::f64::consts::PI * i as f64 / 600.0).sin()
-                    + 2.0 * r.normal()
+                    + 20.0 * (2.0 * std::f64::consts::PI * i as f64 / period).sin()
+                    + sigma * r.normal()
                     + spike;
                 let v = d.update(i * 60_000, x);
                 if v.flagged() || i == 2000 {
@@ -87,6 +99,34 @@ fn main() {
         return;
     }
     let corpus = sluice_core::nab::load_corpus(&root).expect("NAB corpus");
+    if let Some(name) = std::env::var_os("SHOW") {
+        let name = name.to_string_lossy().into_owned();
+        for s in corpus.iter().filter(|s| s.name.contains(&name)) {
+            let windows: Vec<(usize, usize)> = s
+                .windows
+                .iter()
+                .map(|&(a, b)| {
+                    let i = s.timestamps.iter().position(|&t| t >= a).unwrap_or(0);
+                    let j = s.timestamps.iter().rposition(|&t| t <= b).unwrap_or(0);
+                    (i, j)
+                })
+                .collect();
+            println!("{} windows {windows:?}", s.name);
+            let mut d = Calibrated::new(p);
+            for (i, (&t, &x)) in s.timestamps.iter().zip(&s.values).enumerate() {
+                let v = d.update(t, x);
+                if v.flagged() {
+                    print!("{i}:{:.2}:{} ", v.score, d.evidence().strongest());
+                }
+            }
+            println!();
+        }
+        return;
+    }
+    if std::env::var_os("HELDOUT").is_some() {
+        held_out(&corpus, p);
+        return;
+    }
     if std::env::var_os("STATE").is_some() {
         let sizes: Vec<usize> = corpus
             .iter()
@@ -124,6 +164,27 @@ fn main() {
         "lowFN"
     );
     show("all", &corpus);
+    if std::env::var_os("SERIES").is_some() {
+        for s in &corpus {
+            let mut d = Calibrated::new(p);
+            let mut found_at = None;
+            for (i, (&t, &x)) in s.timestamps.iter().zip(&s.values).enumerate() {
+                d.update(t, x);
+                if found_at.is_none() && d.cycle_ms().is_some() {
+                    found_at = Some(i);
+                }
+            }
+            let one = score_corpus(std::slice::from_ref(s), run);
+            println!(
+                "{:60} {:6.1} cycle {:?} min, found at point {:?} of {}",
+                s.name,
+                one[0],
+                d.cycle_ms().map(|ms| ms / 60_000),
+                found_at,
+                s.values.len()
+            );
+        }
+    }
     let art: Vec<LabelledSeries> = corpus
         .iter()
         .filter(|s| s.name.starts_with("artificial"))
@@ -182,7 +243,7 @@ fn main() {
                         e.spike,
                         e.burst,
                         e.shift,
-                        e.daily
+                        e.cyclic
                     );
                 }
             }
@@ -216,4 +277,31 @@ fn main() {
             );
         }
     }
+}
+
+/// [`sluice_core::nab::held_out`] over the default detector's sensitivity grid, per fold and
+/// as the mean over folds.
+fn held_out(corpus: &[LabelledSeries], base: Params) {
+    let folds = sluice_core::nab::held_out(corpus, &base.sensitivity_grid(), |p, s| {
+        let mut d = Calibrated::new(p);
+        s.timestamps
+            .iter()
+            .zip(&s.values)
+            .map(|(&t, &x)| d.update(t, x).score)
+            .collect()
+    });
+    let mut mean = [0.0; 3];
+    for f in &folds {
+        println!(
+            "held out {:24} ({:2} settings tie): {:5.1} {:5.1} {:5.1}",
+            f.category, f.tied, f.scores[0], f.scores[1], f.scores[2]
+        );
+        for (m, s) in mean.iter_mut().zip(f.scores) {
+            *m += s / folds.len() as f64;
+        }
+    }
+    println!(
+        "held-out mean {:6.2} {:6.2} {:6.2}",
+        mean[0], mean[1], mean[2]
+    );
 }

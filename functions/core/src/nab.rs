@@ -280,6 +280,69 @@ pub fn score_corpus(
     PROFILES.map(|p| sweep(&all, windows, &p).normalized())
 }
 
+/// One fold of [`held_out`]: the category scored with settings chosen without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fold {
+    /// The category held out (the first path component of the series' names).
+    pub category: String,
+    /// How many of the grid's settings the other categories could not tell apart.
+    pub tied: usize,
+    /// The held-out category's score per profile, averaged over the tied settings.
+    pub scores: [f64; 3],
+}
+
+/// Settings within this many points (standard profile) of the best on the training categories
+/// cannot be told apart by them: the held-out score averages over all of them instead of
+/// picking one by noise.
+pub const TIE_POINTS: f64 = 1.0;
+
+/// Leave one category out: for each category, the settings in `grid` are scored on the other
+/// categories, every setting within [`TIE_POINTS`] of the best is taken as an equally likely
+/// choice, and the held-out category is scored with each. This is how well a detector does on
+/// series it was not tuned on, which is what a user's series always are.
+///
+/// `run(setting, series)` scores one series (one score per point). Returns the folds in category
+/// order; the mean over folds is the held-out figure.
+pub fn held_out<P: Copy>(
+    corpus: &[LabelledSeries],
+    grid: &[P],
+    run: impl Fn(P, &LabelledSeries) -> Vec<f64>,
+) -> Vec<Fold> {
+    let category = |s: &LabelledSeries| s.name.split('/').next().unwrap_or("").to_string();
+    let mut names: Vec<String> = corpus.iter().map(category).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|held| {
+            let (test, train): (Vec<LabelledSeries>, Vec<LabelledSeries>) =
+                corpus.iter().cloned().partition(|s| category(s) == held);
+            let trained: Vec<(P, f64)> = grid
+                .iter()
+                .map(|&g| (g, score_corpus(&train, |s| run(g, s))[0]))
+                .collect();
+            let best = trained.iter().map(|t| t.1).fold(f64::MIN, f64::max);
+            let chosen: Vec<P> = trained
+                .iter()
+                .filter(|t| t.1 >= best - TIE_POINTS)
+                .map(|t| t.0)
+                .collect();
+            let mut scores = [0.0; 3];
+            for &c in &chosen {
+                let s = score_corpus(&test, |series| run(c, series));
+                for (total, one) in scores.iter_mut().zip(s) {
+                    *total += one / chosen.len() as f64;
+                }
+            }
+            Fold {
+                category: held,
+                tied: chosen.len(),
+                scores,
+            }
+        })
+        .collect()
+}
+
 /// The result of sweeping thresholds for one profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sweep {

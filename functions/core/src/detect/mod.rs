@@ -16,6 +16,7 @@
 
 pub mod calibrated;
 pub mod change_point;
+pub mod period;
 pub mod spike_dip;
 pub mod windowed_gaussian;
 pub mod zscore;
@@ -220,8 +221,8 @@ impl SeriesDetector {
 }
 
 /// What fired on a point: the default detector names the kind of evidence that dominated
-/// (`spike`, `burst`, `level_shift`; `daily_spike` and `daily_pattern_break` when the series was
-/// judged against its daily profile); the others their own name.
+/// (`spike`, `burst`, `level_shift`; `cycle_spike` and `cycle_break` when the series was judged
+/// against its cycle's profile); the others their own name.
 pub type Fired = &'static str;
 
 /// Scores a series one point at a time, in order, with no look-ahead: each point's verdict and

@@ -152,12 +152,7 @@ fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
 fn held_out_scores(corpus: &[LabelledSeries], d: SeriesDetector) -> [f64; 3] {
     let folds = if d == SeriesDetector::Single(DetectorKind::Calibrated) {
         held_out(corpus, &Params::default().sensitivity_grid(), |p, s| {
-            let mut c = Calibrated::new(p);
-            s.timestamps
-                .iter()
-                .zip(&s.values)
-                .map(|(&t, &x)| c.update(t, x).score)
-                .collect()
+            Calibrated::scores(p, &s.timestamps, &s.values)
         })
     } else {
         held_out(corpus, &[()], |(), s| {

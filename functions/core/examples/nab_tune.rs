@@ -144,14 +144,7 @@ fn main() {
             sizes.iter().max()
         );
     }
-    let run = |s: &LabelledSeries| {
-        let mut d = Calibrated::new(p);
-        s.timestamps
-            .iter()
-            .zip(&s.values)
-            .map(|(&t, &x)| d.update(t, x).score)
-            .collect::<Vec<f64>>()
-    };
+    let run = |s: &LabelledSeries| Calibrated::scores(p, &s.timestamps, &s.values);
     let show = |label: &str, part: &[LabelledSeries]| {
         let s = score_corpus(part, run);
         println!("{label:10} {:6.1} {:6.1} {:6.1}", s[0], s[1], s[2]);
@@ -283,12 +276,7 @@ fn main() {
 /// as the mean over folds.
 fn held_out(corpus: &[LabelledSeries], base: Params) {
     let folds = sluice_core::nab::held_out(corpus, &base.sensitivity_grid(), |p, s| {
-        let mut d = Calibrated::new(p);
-        s.timestamps
-            .iter()
-            .zip(&s.values)
-            .map(|(&t, &x)| d.update(t, x).score)
-            .collect()
+        Calibrated::scores(p, &s.timestamps, &s.values)
     });
     let mut mean = [0.0; 3];
     for f in &folds {

@@ -290,6 +290,20 @@ mod tests {
         read_series_csv(text, &SeriesOptions::default())
     }
 
+    fn value_column(name: &str) -> SeriesOptions {
+        SeriesOptions {
+            value_column: Some(name.into()),
+            ..SeriesOptions::default()
+        }
+    }
+
+    fn in_zone(zone: chrono_tz::Tz) -> SeriesOptions {
+        SeriesOptions {
+            zone: Some(zone),
+            ..SeriesOptions::default()
+        }
+    }
+
     #[test]
     fn a_prometheus_export_with_a_bom_nan_and_an_empty_value_keeps_the_other_rows() {
         let mut text = String::from("\u{feff}timestamp,value\n");
@@ -320,14 +334,7 @@ mod tests {
             at + 1000,
             at / 1000 + 2
         );
-        let s = read_series_csv(
-            &text,
-            &SeriesOptions {
-                value_column: Some("v".into()),
-                ..SeriesOptions::default()
-            },
-        )
-        .unwrap();
+        let s = read_series_csv(&text, &value_column("v")).unwrap();
         assert_eq!(s.timestamps, vec![at, at + 1000, at + 2250]);
     }
 
@@ -337,22 +344,12 @@ mod tests {
         let text = "timestamp,value\n2026-07-01T12:00:00+02:00,1\n2026-07-01 10:00:00,2\n";
         let s = read(text).unwrap();
         assert_eq!(s.timestamps, vec![utc, utc], "zone-less is UTC by default");
-        let zoned = read_series_csv(
-            text,
-            &SeriesOptions {
-                zone: Some(chrono_tz::Europe::Berlin),
-                ..SeriesOptions::default()
-            },
-        )
-        .unwrap();
+        let zoned = read_series_csv(text, &in_zone(chrono_tz::Europe::Berlin)).unwrap();
         // 10:00 in Berlin in July (CEST, +02:00) is 08:00 UTC; the offset row is unchanged.
         assert_eq!(zoned.timestamps, vec![utc, utc - 2 * 3_600_000]);
         let gap = read_series_csv(
             "timestamp,value\n2026-03-29 02:30:00,1\n",
-            &SeriesOptions {
-                zone: Some(chrono_tz::Europe::Berlin),
-                ..SeriesOptions::default()
-            },
+            &in_zone(chrono_tz::Europe::Berlin),
         )
         .unwrap_err();
         assert!(
@@ -364,23 +361,9 @@ mod tests {
     #[test]
     fn other_columns_are_chosen_by_name_and_a_missing_one_lists_the_header() {
         let text = "host,\"Time\",cpu,mem\na,2026-11-24T05:00:00Z,0.5,7\n";
-        let s = read_series_csv(
-            text,
-            &SeriesOptions {
-                value_column: Some("cpu".into()),
-                ..SeriesOptions::default()
-            },
-        )
-        .unwrap();
+        let s = read_series_csv(text, &value_column("cpu")).unwrap();
         assert_eq!(s.values, vec![0.5]);
-        let err = read_series_csv(
-            text,
-            &SeriesOptions {
-                value_column: Some("disk".into()),
-                ..SeriesOptions::default()
-            },
-        )
-        .unwrap_err();
+        let err = read_series_csv(text, &value_column("disk")).unwrap_err();
         assert!(
             err.to_string().contains("\"disk\"") && err.to_string().contains("mem"),
             "{err}"

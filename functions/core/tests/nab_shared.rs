@@ -95,12 +95,7 @@ fn default_detector_beats_the_windowed_gaussian_on_every_profile() {
 
 /// The default detector with `p`, one score per point.
 fn calibrated(p: Params, s: &LabelledSeries) -> Vec<f64> {
-    let mut d = Calibrated::new(p);
-    s.timestamps
-        .iter()
-        .zip(&s.values)
-        .map(|(&t, &x)| d.update(t, x).score)
-        .collect()
+    Calibrated::scores(p, &s.timestamps, &s.values)
 }
 
 /// Held-out scores (leave one category out, `nab::held_out` over the sensitivity grid) of the

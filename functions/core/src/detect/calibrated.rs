@@ -322,6 +322,17 @@ impl Calibrated {
         }
     }
 
+    /// Scores of a whole series (`timestamps` in UTC ms, one value each) with `params`, one
+    /// point at a time: what NAB scoring and `sluice detect-eval` run.
+    pub fn scores(params: Params, timestamps: &[i64], values: &[f64]) -> Vec<f64> {
+        let mut d = Self::new(params);
+        timestamps
+            .iter()
+            .zip(values)
+            .map(|(&t, &x)| d.update(t, x).score)
+            .collect()
+    }
+
     /// The evidence behind the last verdict.
     pub fn evidence(&self) -> Evidence {
         self.last

@@ -129,9 +129,10 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         None => {}
     }
     if let Some((line, value)) = series.missing.first() {
+        let n = series.missing.len();
         eprintln!(
-            "{} rows without a value skipped (the first on line {line}: {value:?}); the detector saw a gap there",
-            series.missing.len()
+            "{n} row{} without a value skipped (the first on line {line}: {value:?}); the detector saw a gap there",
+            if n == 1 { "" } else { "s" }
         );
     }
     Ok(())

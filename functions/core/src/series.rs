@@ -54,7 +54,7 @@ pub enum ReadError {
         "line 1 is separated by semicolons ({0:?}): only comma-separated files with a decimal point are read; export with commas"
     )]
     Semicolons(String),
-    #[error("no {role} column {wanted}: the header has {found}")]
+    #[error("no {role} column {wanted}: the header has {found}; choose one with --{role}-column")]
     Column {
         role: &'static str,
         wanted: Wanted,
@@ -91,10 +91,9 @@ impl fmt::Display for Wanted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Wanted::Named(name) => write!(f, "{name:?}"),
-            Wanted::Default(names) => write!(
-                f,
-                "({names}; name it with the option, as the file has more than two columns)"
-            ),
+            Wanted::Default(names) => {
+                write!(f, "named {names}, and the file has more than two columns")
+            }
         }
     }
 }

@@ -16,8 +16,11 @@
 //! - **level shift / variance change**: a two-sided CUSUM of standardised deviations from a slow
 //!   baseline, or from the cycle's profile when that explains the series at least as well as its
 //!   two-day mean (a missing or changed cycle is then a shift). Deviations are measured in the
-//!   larger of the baseline's and the two-day level's typical deviation, so the swing of a slow
-//!   cycle not yet found counts less than the same distance on a flat series;
+//!   larger of the baseline's and the two-day level's typical deviation. Two scales: a fast
+//!   baseline ([`FAST_SPAN`] points) follows a glide and crosses only on a jump; the slow one
+//!   also finds small persistent shifts but crosses on every swing of a slow cycle not yet found,
+//!   so its crossing counts only when rare for this series (its excursions are learnt whole, as
+//!   their peak held for their length; one is new only when [`EXCURSION_MARGIN_BINS`] higher);
 //! - **rarity**: spike and burst evidence counts only when it is also rare for this series
 //!   (a decayed histogram of its past evidence), which lets one threshold serve a calm gauge and
 //!   a spiky counter.
@@ -26,7 +29,7 @@
 //! shared `r²/(1+r²)` scale (0.5 = flag). After a flag the detector stays quiet for a refractory
 //! period unless the evidence doubles, so one incident is one alert, not a burst of them.
 //!
-//! State is a fixed-size struct, two 64-bin histograms, the period finder's 256 block means and
+//! State is a fixed-size struct, three 64-bin histograms, the period finder's 256 block means and
 //! at most [`MAX_SLOTS`] profile slots: under 5 KiB per series whatever its length or rate.
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,8 @@ const LEVEL_SPAN: f64 = 2.0 * MAX_SLOTS as f64;
 /// Points in the local level's median.
 const LOCAL: usize = 5;
 const DAY_MS: i64 = 86_400_000;
+/// Points of memory of the fast baseline of the second shift test.
+const FAST_SPAN: f64 = 50.0;
 
 fn day_ms() -> i64 {
     DAY_MS
@@ -133,6 +138,11 @@ fn weight(span: f64, n: u32) -> f64 {
 
 /// Bins of margin in [`Rarity::tail`] (two quarter-octaves: a factor √2).
 const MARGIN_BINS: usize = 2;
+/// Margin for the slow CUSUM's excursions, a factor 2√2: an excursion's peak depends on where it
+/// started (the warm-up, the last reset), so a cycle's first swings differ by up to that much.
+/// (NAB's held-out scores are the same from 4 to 8 bins; at 4, 8 of 20 seeds of the detection
+/// issue's cycle with σ = 4 still flagged its second swing.)
+const EXCURSION_MARGIN_BINS: usize = 6;
 /// Points of history before anything can count as rare.
 const MIN_HISTORY: f32 = 30.0;
 
@@ -166,11 +176,11 @@ impl Rarity {
         (4.0 * value.log2() + 16.0).clamp(0.0, (RARITY_BINS - 1) as f64) as usize
     }
 
-    /// Estimated probability of a value at least within a factor √2 of this one (one
-    /// pseudo-count for the unseen): the margin keeps a slowly drifting statistic from setting a
-    /// "new record" every few hundred points.
-    fn tail(&self, value: f64) -> f64 {
-        let from = Self::bin(value).saturating_sub(MARGIN_BINS);
+    /// Estimated probability of a value at least within `margin` bins (quarter-octaves) of this
+    /// one (one pseudo-count for the unseen): the margin keeps a slowly drifting statistic from
+    /// setting a "new record" every few hundred points.
+    fn tail(&self, value: f64, margin: usize) -> f64 {
+        let from = Self::bin(value).saturating_sub(margin);
         let above: f32 = self.counts.get(from..).unwrap_or(&[]).iter().sum();
         (f64::from(above) + 1.0) / (f64::from(self.total) + 1.0)
     }
@@ -179,22 +189,39 @@ impl Rarity {
     /// While the history is shorter than `1 / rare`, "never seen before" is as rare as it gets
     /// and counts as rare, so a young series is not mute.
     fn ratio(&self, value: f64, rare: f64) -> f64 {
+        self.ratio_within(value, rare, MARGIN_BINS)
+    }
+
+    /// [`Rarity::ratio`] with a margin of `margin` bins.
+    fn ratio_within(&self, value: f64, rare: f64, margin: usize) -> f64 {
         if self.total < MIN_HISTORY {
             return 0.0;
         }
         let rare = rare.max(1.0 / (f64::from(self.total) + 1.0));
-        self.tail(value).ln() / rare.ln()
+        self.tail(value, margin).ln() / rare.ln()
     }
 
     fn learn(&mut self, value: f64, span: f64) {
+        self.learn_many(value, 1, span);
+    }
+
+    /// Learns `n` observations of `value` at once (as if seen on `n` consecutive points).
+    fn learn_many(&mut self, value: f64, n: u32, span: f64) {
         let keep = 1.0 - 1.0 / span as f32;
+        let kept = keep.powi(n.min(i32::MAX as u32) as i32);
         for c in &mut self.counts {
-            *c *= keep;
+            *c *= kept;
         }
+        // The n new observations, themselves decayed as they arrived: Σ keepⁱ for i < n.
+        let added = if keep < 1.0 {
+            (1.0 - kept) / (1.0 - keep)
+        } else {
+            n as f32
+        };
         if let Some(c) = self.counts.get_mut(Self::bin(value)) {
-            *c += 1.0;
+            *c += added;
         }
-        self.total = self.total * keep + 1.0;
+        self.total = self.total * kept + added;
     }
 }
 
@@ -233,6 +260,21 @@ pub struct Calibrated {
     level_dev: f64,
     cusum_up: f64,
     cusum_down: f64,
+    /// The fast baseline ([`FAST_SPAN`]) and its CUSUM; absent from states written before it.
+    #[serde(default)]
+    fast_baseline: Option<f64>,
+    #[serde(default)]
+    fast_up: f64,
+    #[serde(default)]
+    fast_down: f64,
+    /// How often the slow CUSUM has reached each level, and the excursion under way (its peak
+    /// and length in points).
+    #[serde(default)]
+    shift_rarity: Rarity,
+    #[serde(default)]
+    excursion_peak: f64,
+    #[serde(default)]
+    excursion_len: u32,
     quiet_for: u32,
     peak: f64,
     density: f64,
@@ -313,6 +355,12 @@ impl Calibrated {
             level_dev: 0.0,
             cusum_up: 0.0,
             cusum_down: 0.0,
+            fast_baseline: None,
+            fast_up: 0.0,
+            fast_down: 0.0,
+            shift_rarity: Rarity::default(),
+            excursion_peak: 0.0,
+            excursion_len: 0,
             quiet_for: 0,
             peak: 0.0,
             density: 0.0,
@@ -350,7 +398,9 @@ impl Calibrated {
         std::mem::size_of::<Self>() - std::mem::size_of::<PeriodFinder>()
             + self.period.state_bytes()
             + self.profile.capacity() * std::mem::size_of::<Option<f32>>()
-            + (self.spike_rarity.counts.capacity() + self.density_rarity.counts.capacity())
+            + (self.spike_rarity.counts.capacity()
+                + self.density_rarity.counts.capacity()
+                + self.shift_rarity.counts.capacity())
                 * std::mem::size_of::<f32>()
     }
 
@@ -512,19 +562,44 @@ impl Calibrated {
             _ => (x - self.baseline) / dev,
         }
         .clamp(-4.0, 4.0);
+        // The same test from a fast baseline: it follows a glide (a slow cycle not yet found, a
+        // drift) and so crosses only on a jump.
+        let fast_baseline = self.fast_baseline.unwrap_or(self.baseline);
+        let z_fast = match (seasonal_series, seasonal_residual) {
+            (true, Some(r)) => r / seasonal_scale,
+            _ => (x - fast_baseline) / dev,
+        }
+        .clamp(-4.0, 4.0);
         let warmed = self.seen >= p.warmup;
         if warmed {
             self.cusum_up = (self.cusum_up + z - p.cusum_slack).max(0.0);
             self.cusum_down = (self.cusum_down - z - p.cusum_slack).max(0.0);
+            self.fast_up = (self.fast_up + z_fast - p.cusum_slack).max(0.0);
+            self.fast_down = (self.fast_down - z_fast - p.cusum_slack).max(0.0);
         }
-        let shift_ratio = self.cusum_up.max(self.cusum_down) / p.cusum_threshold;
+        // The slow test catches small persistent shifts but also crosses on every swing of a
+        // slow cycle: its crossing counts only when such a level is rare for this series (a
+        // shift happens once, a cycle's swing every period). The fast test counts as it is.
+        let slow = self.cusum_up.max(self.cusum_down);
+        let fast_ratio = self.fast_up.max(self.fast_down) / p.cusum_threshold;
+        let slow_ratio = gated(
+            slow / p.cusum_threshold,
+            self.shift_rarity
+                .ratio_within(slow, p.rare, EXCURSION_MARGIN_BINS),
+        );
+        let shift_ratio = fast_ratio.max(slow_ratio);
+        let shift_up = if fast_ratio >= slow_ratio {
+            self.fast_up >= self.fast_down
+        } else {
+            self.cusum_up >= self.cusum_down
+        };
 
         let (ratio, direction) = if spike_ratio >= shift_ratio || density_ratio >= shift_ratio {
             (
                 spike_ratio.max(density_ratio),
                 Direction::of_deviation(residual),
             )
-        } else if self.cusum_up >= self.cusum_down {
+        } else if shift_up {
             (shift_ratio, Direction::LevelUp)
         } else {
             (shift_ratio, Direction::LevelDown)
@@ -573,6 +648,23 @@ impl Calibrated {
             // later look ordinary.
             self.spike_rarity.learn(surprise, p.rarity_span);
             self.density_rarity.learn(density, p.rarity_span);
+            // The slow CUSUM's excursions are learnt whole when they end, as their peak held for
+            // their length: while one is under way its own climb must not make it look usual.
+            if slow > 0.0 {
+                self.excursion_peak = self.excursion_peak.max(slow);
+                self.excursion_len = self.excursion_len.saturating_add(1);
+            } else {
+                if self.excursion_len > 0 {
+                    self.shift_rarity.learn_many(
+                        self.excursion_peak,
+                        self.excursion_len,
+                        p.rarity_span,
+                    );
+                }
+                self.excursion_peak = 0.0;
+                self.excursion_len = 0;
+                self.shift_rarity.learn(0.0, p.rarity_span);
+            }
         }
         // `seen` counts the points before this one; this is the `seen`-th residual.
         let a_scale = weight(p.scale_span, self.seen);
@@ -624,11 +716,16 @@ impl Calibrated {
             }
         }
         if warmed && shift_ratio >= 1.0 {
-            // A shift was reported: the baseline restarts at the new level.
+            // A shift was reported: both baselines restart at the new level.
             self.baseline = x;
+            self.fast_baseline = Some(x);
             self.cusum_up = 0.0;
             self.cusum_down = 0.0;
+            self.fast_up = 0.0;
+            self.fast_down = 0.0;
         } else {
+            let a = weight(FAST_SPAN, self.seen);
+            self.fast_baseline = Some(fast_baseline + a * (x - fast_baseline));
             let a = weight(p.baseline_span, self.seen);
             let d = x - self.baseline;
             self.baseline += a * d;
@@ -648,7 +745,6 @@ impl Calibrated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::FLAG_SCORE;
     use crate::rng::Rng;
     use proptest::prelude::*;
 
@@ -717,18 +813,26 @@ mod tests {
     }
 
     #[test]
-    fn a_spike_on_a_cycle_that_is_not_a_day_is_flagged() {
-        // Before cycles were found, a day-long profile that did not fit vetoed this spike (30
-        // noise deviations high) with a score of 0.21.
-        for (period, sigma) in [(600.0, 2.0), (300.0, 2.0), (900.0, 2.0), (600.0, 4.0)] {
-            for seed in 1..=3 {
+    fn on_a_cycle_that_is_not_a_day_only_the_spike_is_flagged() {
+        // The detection issue's example and its variants: exactly one flag within 10 points of
+        // the spike and none elsewhere after the first 15 % of the series. Before cycles were
+        // found, a day-long profile vetoed the spike (0.21) and the clean cycle raised 9 flags.
+        for (period, sigma) in [
+            (600.0, 2.0),
+            (300.0, 2.0),
+            (1200.0, 2.0),
+            (600.0, 1.0),
+            (600.0, 4.0),
+        ] {
+            for seed in 1..=5 {
                 let series = cycle(period, sigma, seed);
-                let mut d = Calibrated::default();
-                let scores: Vec<f64> = series.iter().map(|&(t, x)| d.update(t, x).score).collect();
+                let after_warmup: Vec<usize> = flags(&series)
+                    .into_iter()
+                    .filter(|&i| i >= series.len() * 15 / 100)
+                    .collect();
                 assert!(
-                    scores[2000] >= FLAG_SCORE,
-                    "period {period}, σ {sigma}, seed {seed}: {}",
-                    scores[2000]
+                    after_warmup.len() == 1 && after_warmup[0].abs_diff(2000) <= 10,
+                    "period {period}, σ {sigma}, seed {seed}: flags {after_warmup:?}"
                 );
             }
         }

@@ -63,6 +63,15 @@ def test_an_export_with_a_bom_gaps_other_columns_and_a_zone_is_read(sluice, tmp_
     assert plots[0] == plots[1].replace("local.csv", "epoch.csv")
     bad_zone = sluice("detect", "--input", local, "--output", tmp_path / "o.csv", "--zone", "Mars/Olympus", check=False)
     assert bad_zone.returncode != 0 and "Mars/Olympus" in bad_zone.stderr
+    for name, text in (("header.csv", "timestamp,value\n"), ("nan.csv", "timestamp,value\n2026-11-24T05:00:00Z,NaN\n")):
+        empty = tmp_path / name
+        empty.write_text(text)
+        nothing = sluice("detect", "--input", empty, "--output", tmp_path / "o.csv", check=False)
+        assert nothing.returncode != 0 and "no row has a value" in nothing.stderr, nothing.stderr
+    unsorted = tmp_path / "unsorted.csv"
+    unsorted.write_text("timestamp,value\n2026-11-24T05:02:00Z,1\n2026-11-24T05:01:00Z,2\n")
+    warned = sluice("detect", "--input", unsorted, "--output", tmp_path / "o.csv")
+    assert "times go backwards after 2026-11-24T05:02:00Z" in warned.stderr, warned.stderr
     semi = tmp_path / "semi.csv"
     semi.write_text("timestamp;value\n2026-11-24T05:00:00Z;1,5\n")
     refused = sluice("detect", "--input", semi, "--output", tmp_path / "o.csv", check=False)

@@ -69,13 +69,21 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
     let series =
         read_series_csv(&text, &options).with_context(|| format!("{}", args.input.display()))?;
     let (timestamps, values) = (&series.timestamps, &series.values);
+    if values.is_empty() {
+        anyhow::bail!(
+            "{}: no row has a value ({} rows without one): nothing to score; is --value-column the right column?",
+            args.input.display(),
+            series.missing.len()
+        );
+    }
+    let backwards = timestamps.windows(2).position(|w| w[1] < w[0]);
     let verdicts = score_series(chosen, timestamps, values);
     let cycle = (chosen == SeriesDetector::Single(DetectorKind::Calibrated)).then(|| {
         let mut d = Calibrated::default();
         for (&t, &x) in timestamps.iter().zip(values) {
             d.update(t, x);
         }
-        d.cycle_ms()
+        (d.cycle_ms(), d.assumes_day())
     });
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
@@ -121,12 +129,21 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     match cycle {
-        Some(Some(ms)) => eprintln!(
+        Some((Some(ms), _)) => eprintln!(
             "cycle: {:.1} hours (points are judged against its profile once it is found)",
             ms as f64 / 3_600_000.0
         ),
-        Some(None) => eprintln!("cycle: none found (a day is assumed where its profile fits)"),
+        Some((None, true)) => {
+            eprintln!("cycle: none found (a day is assumed, and used where its profile fits)")
+        }
+        Some((None, false)) => eprintln!("cycle: none found"),
         None => {}
+    }
+    if let Some(i) = backwards {
+        eprintln!(
+            "warning: times go backwards after {}: rows are read in file order; sort the file, or split it if it holds several series",
+            series.stamps[i]
+        );
     }
     if let Some((line, value)) = series.missing.first() {
         let n = series.missing.len();

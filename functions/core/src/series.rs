@@ -2,10 +2,13 @@
 //! with a time column and a value column, read for `sluice detect`.
 //!
 //! What is accepted, per row:
-//! - **time**: RFC 3339 with an offset (`2026-11-24T05:01:00Z`, `…+02:00`, a space for the `T`);
-//!   a zone-less date and time (`2026-11-24 05:01:00`), taken in the zone the caller names
-//!   (UTC by default); or epoch seconds or milliseconds, told apart by magnitude as `fetch` does
-//!   (below 10¹¹ is seconds: 10¹¹ seconds is the year 5138, 10¹¹ ms is 1973), fractions allowed.
+//! - **time**: RFC 3339 with an offset (`2026-11-24T05:01:00Z`, `…+02:00` or `…+0200`, a space
+//!   for the `T`, seconds optional); a zone-less date and time (`2026-11-24 05:01:00`, or a date
+//!   alone for midnight), taken in the zone the caller names (UTC by default; a repeated hour when
+//!   daylight saving ends is its first occurrence, a skipped one an error); or epoch seconds,
+//!   milliseconds, microseconds or nanoseconds, told apart by magnitude as `fetch` tells the first
+//!   two (below 10¹¹ is seconds: 10¹¹ seconds is the year 5138, 10¹¹ ms is 1973), fractions
+//!   allowed.
 //! - **value**: a decimal number (exponents allowed). An empty value, `NaN`, `null`, `None` or
 //!   `-`, and `±Inf`, are a *missing point*: the row is skipped and counted, not an error for the
 //!   whole file.
@@ -119,8 +122,8 @@ fn is_missing(v: &str) -> bool {
         .any(|m| v.eq_ignore_ascii_case(m))
 }
 
-/// Epoch seconds or milliseconds as UTC milliseconds, told apart by magnitude (see the module
-/// docs); `None` if `text` is not a plain number.
+/// Epoch seconds, milliseconds, microseconds or nanoseconds as UTC milliseconds, told apart by
+/// magnitude (see the module docs); `None` if `text` is not a plain number.
 fn epoch_ms(text: &str) -> Option<i64> {
     if !text
         .bytes()
@@ -129,8 +132,49 @@ fn epoch_ms(text: &str) -> Option<i64> {
         return None;
     }
     let n: f64 = text.parse().ok()?;
-    let ms = if n.abs() < 1e11 { n * 1000.0 } else { n };
-    (ms.is_finite() && ms.abs() < 1e15).then(|| ms.round() as i64)
+    let ms = match n.abs() {
+        a if a < 1e11 => n * 1e3,
+        a if a < 1e14 => n,
+        a if a < 1e17 => n / 1e3,
+        _ => n / 1e6,
+    };
+    ms.is_finite().then(|| ms.round() as i64)
+}
+
+/// The forms exports write that RFC 3339 does not: a date alone (midnight), minutes without
+/// seconds, and offsets without a colon (`+0000`). `None` when `text` needs none of this.
+fn normalised(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let date = b.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10);
+    if !date {
+        return None;
+    }
+    if b.len() == 10 {
+        return Some(format!("{text}T00:00:00"));
+    }
+    let mut out = text.to_string();
+    let minutes_only = b.len() >= 16
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b.get(16).is_none_or(|c| !matches!(c, b':'));
+    if minutes_only {
+        out.insert_str(16, ":00");
+    }
+    // A trailing ±HHMM offset becomes ±HH:MM.
+    let o = out.as_bytes();
+    let n = o.len();
+    if n >= 24 && matches!(o[n - 5], b'+' | b'-') && o[n - 4..].iter().all(u8::is_ascii_digit) {
+        out.insert(n - 2, ':');
+    }
+    (out != text).then_some(out)
 }
 
 /// A time as UTC milliseconds: see the module docs for the accepted forms.
@@ -138,6 +182,8 @@ fn time_ms(text: &str, zone: Option<chrono_tz::Tz>) -> Result<i64, String> {
     if let Some(ms) = epoch_ms(text) {
         return Ok(ms);
     }
+    let fixed = normalised(text);
+    let text = fixed.as_deref().unwrap_or(text);
     match parse_timestamp_ms(text, Offset::Required) {
         Ok(ms) => Ok(ms),
         Err(TimeError::MissingOffset(_)) => {
@@ -149,13 +195,15 @@ fn time_ms(text: &str, zone: Option<chrono_tz::Tz>) -> Result<i64, String> {
             let naive = chrono::DateTime::from_timestamp_millis(naive_ms)
                 .ok_or_else(|| format!("{text:?} is out of range"))?
                 .naive_utc();
+            // A wall-clock time that occurs twice (the hour repeated when daylight saving ends)
+            // is read as its first occurrence.
             zone.from_local_datetime(&naive)
                 .earliest()
                 .map(|t| t.timestamp_millis())
                 .ok_or_else(|| format!("{text:?} does not exist in {zone} (a daylight-saving gap)"))
         }
         Err(e) => Err(format!(
-            "{e}; times are RFC 3339, `YYYY-MM-DD HH:MM:SS` or epoch seconds/milliseconds"
+            "{e}; times are RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` or epoch seconds, milliseconds, microseconds or nanoseconds"
         )),
     }
 }
@@ -214,11 +262,19 @@ pub fn read_series_csv(text: &str, options: &SeriesOptions) -> Result<Series, Re
         .iter()
         .map(str::to_string)
         .collect();
+    // In a two-column file the unnamed column is the other one: the value column found by name
+    // decides which the time is, and the other way round.
+    let value_by_name = match options.value_column.as_deref() {
+        Some(_) => None,
+        None => VALUE_NAMES
+            .iter()
+            .find_map(|d| headers.iter().position(|h| h.eq_ignore_ascii_case(d))),
+    };
     let time = column(
         &headers,
         options.time_column.as_deref(),
         &TIME_NAMES,
-        0,
+        value_by_name.map_or(0, |v| 1 - v.min(1)),
         "time",
         "timestamp, time, date, datetime or ts",
     )?;
@@ -230,6 +286,15 @@ pub fn read_series_csv(text: &str, options: &SeriesOptions) -> Result<Series, Re
         "value",
         "value",
     )?;
+    if time == value {
+        return Err(ReadError::Line {
+            line: 1,
+            message: format!(
+                "the time and the value column are both {:?}; choose them with --time-column and --value-column",
+                headers[time]
+            ),
+        });
+    }
     let mut series = Series::default();
     // Lines are counted from byte offsets: after a CRLF line the csv crate's line count is one
     // short and its record offsets point at the line's `\n`.
@@ -271,9 +336,11 @@ pub fn read_series_csv(text: &str, options: &SeriesOptions) -> Result<Series, Re
             series.missing.push((line, raw.to_string()));
             continue;
         }
-        let v: f64 = raw
-            .parse()
-            .map_err(|_| bad(format!("{raw:?} is not a number")))?;
+        let v: f64 = raw.parse().map_err(|_| {
+            bad(format!(
+                "{raw:?} is not a number (values are decimal numbers with a point; empty, NaN and null values are skipped)"
+            ))
+        })?;
         series.timestamps.push(t);
         series.values.push(v);
         series.stamps.push(stamp.to_string());
@@ -375,6 +442,42 @@ mod tests {
     }
 
     #[test]
+    fn a_named_value_column_first_leaves_the_other_for_the_time() {
+        let s = read("value,when\n1.5,2026-11-24T05:00:00Z\n").unwrap();
+        assert_eq!(s.values, vec![1.5]);
+        assert_eq!(s.stamps, vec!["2026-11-24T05:00:00Z".to_string()]);
+        let err = read_series_csv(
+            "a,b\n1,2\n",
+            &SeriesOptions {
+                time_column: Some("a".into()),
+                value_column: Some("a".into()),
+                ..SeriesOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("both"), "{err}");
+    }
+
+    #[test]
+    fn dates_minutes_compact_offsets_and_epoch_microseconds_are_read() {
+        let at = |t: &str| parse_timestamp_ms(t, Offset::Required).unwrap();
+        let s = read(
+            "time,value\n2026-11-24,1\n2026-11-24 05:01,2\n2026-11-24T07:01:00+0200,3\n1795496460000000,4\n1795496460000000000,5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.timestamps,
+            vec![
+                at("2026-11-24T00:00:00Z"),
+                at("2026-11-24T05:01:00Z"),
+                at("2026-11-24T05:01:00Z"),
+                at("2026-11-24T05:01:00Z"),
+                at("2026-11-24T05:01:00Z"),
+            ]
+        );
+    }
+
+    #[test]
     fn semicolons_decimal_commas_and_bad_values_are_errors_naming_the_line() {
         let err = read("timestamp;value\n2026-11-24T05:00:00Z;1,5\n").unwrap_err();
         assert!(err.to_string().contains("semicolons"), "{err}");
@@ -395,7 +498,11 @@ mod tests {
         let err =
             read("timestamp,value\r\n2026-11-24T05:00:00Z,1\r\n2026-11-24T05:01:00Z,oops\r\n")
                 .unwrap_err();
-        assert_eq!(err.to_string(), "line 3: \"oops\" is not a number");
+        assert!(
+            err.to_string()
+                .starts_with("line 3: \"oops\" is not a number"),
+            "{err}"
+        );
         let err = read("timestamp,value\nyesterday,1\n").unwrap_err();
         assert!(err.to_string().starts_with("line 2:"), "{err}");
         assert!(matches!(read(""), Err(ReadError::Empty)));

@@ -44,6 +44,8 @@ const LEVEL_SPAN: f64 = 2.0 * MAX_SLOTS as f64;
 /// Points in the local level's median.
 const LOCAL: usize = 5;
 const DAY_MS: i64 = 86_400_000;
+/// Gaps between timestamps the sampling interval is the median of.
+const GAPS: usize = 15;
 /// Points of memory of the fast baseline of the second shift test.
 const FAST_SPAN: f64 = 50.0;
 
@@ -232,8 +234,12 @@ pub struct Calibrated {
     /// The last [`LOCAL`] values, oldest first once full.
     recent: [f64; LOCAL],
     previous_ms: Option<i64>,
-    /// Smallest positive gap between timestamps: the sampling interval.
+    /// The sampling interval: the median of the last [`GAPS`] positive gaps between timestamps.
     interval_ms: i64,
+    #[serde(default)]
+    gaps: [i64; GAPS],
+    #[serde(default)]
+    gaps_seen: u32,
     /// Smallest positive step between consecutive values (0 until one is seen): the series'
     /// resolution.
     resolution: f64,
@@ -341,6 +347,8 @@ impl Calibrated {
             recent: [0.0; LOCAL],
             previous_ms: None,
             interval_ms: i64::MAX,
+            gaps: [0; GAPS],
+            gaps_seen: 0,
             resolution: 0.0,
             local_error: 0.0,
             seasonal_error: 0.0,
@@ -386,6 +394,11 @@ impl Calibrated {
         self.last
     }
 
+    /// Whether the day is assumed as the cycle (none found yet, and points at most an hour apart).
+    pub fn assumes_day(&self) -> bool {
+        self.period.period().is_none() && !self.profile.is_empty()
+    }
+
     /// The cycle's length in ms, once one has been found (not the day assumed until then).
     pub fn cycle_ms(&self) -> Option<i64> {
         self.period
@@ -414,6 +427,21 @@ impl Calibrated {
         Some((phase * slots / self.period_ms as i128) as usize)
     }
 
+    /// Learns a positive gap between timestamps; the sampling interval is the median of the last
+    /// [`GAPS`] (a stray point or a missing one does not change it), recomputed as they turn over.
+    fn learn_gap(&mut self, gap: i64) {
+        let at = self.gaps_seen as usize % GAPS;
+        self.gaps[at] = gap;
+        self.gaps_seen = self.gaps_seen.saturating_add(1);
+        let n = (self.gaps_seen as usize).min(GAPS);
+        if n < GAPS || at == GAPS - 1 {
+            let mut recent = self.gaps;
+            let recent = &mut recent[..n];
+            recent.sort_unstable();
+            self.interval_ms = recent[n / 2];
+        }
+    }
+
     /// A (new) cycle was found at `t_ms`: a fresh profile over it, seeded from the period
     /// finder's block means so that it is ready at once (they cover three cycles).
     fn start_profile(&mut self, t_ms: i64) {
@@ -424,7 +452,7 @@ impl Calibrated {
             return;
         }
         let interval = self.interval_ms as f64;
-        let found_ms = period.points * interval;
+        let found_ms = period.ms;
         let previous_ms = self.period_ms;
         // A cycle within CALENDAR_TOLERANCE of an hour, a day or a week is the clock's: its length
         // is exact and its phase the wall clock's, so the profile does not drift over weeks.
@@ -443,13 +471,13 @@ impl Calibrated {
         let points = self.period_ms as f64 / interval;
         let slots = (points.round() as usize).clamp(1, MAX_SLOTS);
         self.profile = vec![None; slots];
-        let (block, means) = self.period.blocks();
-        let block = f64::from(block);
+        let (block_ms, means) = self.period.blocks();
+        let end = self.period.filling_since_ms() as f64;
         let mut sums = vec![(0.0f64, 0u32); slots];
         for (age, &mean) in means.iter().rev().enumerate() {
-            // Block `age` (0 = the one just completed) is centred this far before `t_ms`.
-            let back = (age as f64 * block + (block - 1.0) / 2.0) * interval;
-            if let Some(slot) = self.slot(t_ms - back.round() as i64) {
+            // Block `age` (0 = the last completed) ends `age` blocks before the one filling.
+            let centre = end - (age as f64 + 0.5) * block_ms as f64;
+            if let Some(slot) = self.slot(centre.round() as i64) {
                 sums[slot].0 += f64::from(mean);
                 sums[slot].1 += 1;
             }
@@ -473,7 +501,7 @@ impl Calibrated {
         if let Some(prev) = self.previous_ms {
             let gap = t_ms - prev;
             if gap > 0 {
-                self.interval_ms = self.interval_ms.min(gap);
+                self.learn_gap(gap);
             }
         }
         self.previous_ms = Some(t_ms);
@@ -515,10 +543,13 @@ impl Calibrated {
         let seasonal_scale = self.seasonal_error.max(floor);
         // A found cycle's profile is trusted once its error has a few points behind it (the
         // autocorrelation already vouched for it); the assumed day's only once its error has been
-        // measured at every phase, a whole day of points.
+        // measured at every phase twice, two days of points: once could be a coincidence of
+        // phases (a 10-hour cycle matches yesterday for a while every day).
         let fit_points = match self.period.period() {
             Some(_) => p.warmup,
-            None => (self.period_ms / self.interval_ms.max(1)).clamp(1, i64::from(u32::MAX)) as u32,
+            None => {
+                (2 * self.period_ms / self.interval_ms.max(1)).clamp(1, i64::from(u32::MAX)) as u32
+            }
         };
         let seasonal_ready = seasonal_residual.is_some()
             && t_ms - self.profile_since_ms >= self.period_ms
@@ -732,7 +763,7 @@ impl Calibrated {
             let clip = 4.0 * dev;
             self.baseline_dev += a * (d.abs().min(clip) - self.baseline_dev);
         }
-        if self.period.push(x) {
+        if self.interval_ms != i64::MAX && self.period.push(t_ms, x, self.interval_ms) {
             self.start_profile(t_ms);
         }
         self.recent.rotate_left(1);
@@ -842,6 +873,17 @@ mod tests {
         }
         let found = d.cycle_ms().expect("the cycle is found") as f64 / 60_000.0;
         assert!((found / 600.0 - 1.0).abs() < 0.02, "{found} minutes");
+    }
+
+    #[test]
+    fn a_week_in_daily_points_is_found_as_a_week() {
+        let mut r = Rng::new(4);
+        let mut d = Calibrated::default();
+        for day in 0..400i64 {
+            let level = if day % 7 < 5 { 100.0 } else { 60.0 };
+            d.update(day * DAY_MS, level + 2.0 * r.normal());
+        }
+        assert_eq!(d.cycle_ms(), Some(7 * DAY_MS));
     }
 
     #[test]

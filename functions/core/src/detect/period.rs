@@ -1,9 +1,11 @@
 //! Finding a series' cycle, one point at a time and in bounded memory, instead of assuming a day.
 //!
-//! The series is kept as means of blocks of `block` points in a ring of at most [`BLOCKS`]
-//! values. While no cycle is known the ring holds the whole history: when it fills, neighbouring
-//! blocks are merged and `block` doubles, so a cycle of any length can be found once three of
-//! them have been seen. Once a cycle is found the ring stops coarsening and slides.
+//! The series is kept as means of blocks of time (at first the sampling interval) in a ring of at
+//! most [`BLOCKS`] values; a block without points repeats the one before (a gap, a missing value),
+//! so the blocks stay a regular grid whatever the sampling does. While no cycle is known the ring
+//! holds the whole history: when it fills, neighbouring blocks are merged and the block's length
+//! doubles, so a cycle of any length can be found once three of them have been seen. Once a cycle
+//! is found the ring stops coarsening and slides.
 //!
 //! A cycle is, once three of them are in the ring, the first peak of the sample autocorrelation of the linearly detrended block means
 //! (Box & Jenkins; the "first peak after the first zero crossing" rule of pitch detection,
@@ -17,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// Ring size: 1 KiB of state.
 pub const BLOCKS: usize = 256;
-/// Shortest cycle, in blocks, that can be told from noise.
-const MIN_LAG: usize = 8;
+/// Cycles must be longer than this many blocks to be told from noise (a week of daily points is
+/// seven).
+const MIN_LAG: usize = 6;
 /// Autocorrelation a cycle must reach at its period.
 pub const MIN_CORRELATION: f64 = 0.5;
 /// How far the autocorrelation must rise from its trough to its peak: a cycle swings from about
@@ -30,8 +33,8 @@ const MIN_BLOCKS: usize = 96;
 /// A cycle's length.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Period {
-    /// Points per cycle (fractional: the peak is interpolated).
-    pub points: f64,
+    /// Milliseconds per cycle (fractional: the peak is interpolated).
+    pub ms: f64,
     /// Autocorrelation at that lag, in (0.5, 1].
     pub correlation: f64,
 }
@@ -39,8 +42,10 @@ pub struct Period {
 /// See the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeriodFinder {
-    /// Points per block (a power of two).
-    block: u32,
+    /// A block's length in ms (0 until the first point).
+    block_ms: i64,
+    /// Start of the block being filled, UTC ms.
+    block_start_ms: i64,
     /// Points in the block being filled, and their sum.
     filled: u32,
     sum: f64,
@@ -54,7 +59,8 @@ pub struct PeriodFinder {
 impl Default for PeriodFinder {
     fn default() -> Self {
         Self {
-            block: 1,
+            block_ms: 0,
+            block_start_ms: 0,
             filled: 0,
             sum: 0.0,
             ring: Vec::new(),
@@ -75,27 +81,59 @@ impl PeriodFinder {
         std::mem::size_of::<Self>() + self.ring.capacity() * std::mem::size_of::<f32>()
     }
 
-    /// Learns one point; returns true when the cycle changed (found, or found to be another).
-    pub fn push(&mut self, x: f64) -> bool {
+    /// Learns the point `x` at `t_ms` (UTC ms) of a series sampled about every `interval_ms`;
+    /// returns true when the cycle changed (found, or found to be another). Points out of order
+    /// count in the block being filled.
+    pub fn push(&mut self, t_ms: i64, x: f64, interval_ms: i64) -> bool {
+        if self.block_ms <= 0 {
+            if interval_ms <= 0 {
+                return false;
+            }
+            (self.block_ms, self.block_start_ms) = (interval_ms, t_ms);
+        }
+        let mut changed = false;
+        if t_ms - self.block_start_ms >= self.block_ms {
+            let blocks = (t_ms - self.block_start_ms) / self.block_ms;
+            if blocks > BLOCKS as i64 {
+                // A gap longer than the ring: what came before no longer lines up.
+                self.ring.clear();
+                (self.filled, self.sum) = (0, 0.0);
+                self.block_start_ms = t_ms;
+            } else {
+                let mean = if self.filled > 0 {
+                    Some((self.sum / f64::from(self.filled)) as f32)
+                } else {
+                    self.ring.last().copied()
+                };
+                (self.filled, self.sum) = (0, 0.0);
+                for _ in 0..blocks {
+                    self.block_start_ms += self.block_ms;
+                    if let Some(mean) = mean {
+                        changed |= self.close(mean);
+                    }
+                }
+            }
+        }
         self.sum += x;
         self.filled += 1;
-        if self.filled < self.block {
-            return false;
-        }
-        let mean = (self.sum / f64::from(self.block)) as f32;
-        (self.filled, self.sum) = (0, 0.0);
+        changed
+    }
+
+    /// Appends a block's mean (coarsening or sliding a full ring) and searches when due.
+    fn close(&mut self, mean: f32) -> bool {
         if self.ring.len() == BLOCKS {
             if self.found.is_some() {
                 self.ring.remove(0);
             } else {
-                // Coarsen: merge neighbours, so the ring covers twice the time.
+                // Coarsen: merge neighbours, so the ring covers twice the time. The block being
+                // filled becomes one of the new length.
                 self.ring = self
                     .ring
                     .chunks(2)
                     .map(|pair| pair.iter().sum::<f32>() / pair.len() as f32)
                     .collect();
                 self.ring.reserve_exact(BLOCKS - self.ring.len());
-                self.block = self.block.saturating_mul(2);
+                self.block_ms = self.block_ms.saturating_mul(2);
             }
         }
         self.ring.push(mean);
@@ -109,7 +147,7 @@ impl PeriodFinder {
         let next = self.search();
         let changed = match (self.found, next) {
             (None, Some(_)) => true,
-            (Some(old), Some(new)) => (new.points / old.points - 1.0).abs() > 0.05,
+            (Some(old), Some(new)) => (new.ms / old.ms - 1.0).abs() > 0.05,
             _ => false,
         };
         if changed {
@@ -118,9 +156,15 @@ impl PeriodFinder {
         changed
     }
 
-    /// The ring's block means with `block` points each, oldest first, for seeding a profile.
-    pub fn blocks(&self) -> (u32, &[f32]) {
-        (self.block, &self.ring)
+    /// The ring's block means, oldest first, and a block's length in ms: the last ends where the
+    /// block being filled starts ([`PeriodFinder::filling_since_ms`]).
+    pub fn blocks(&self) -> (i64, &[f32]) {
+        (self.block_ms, &self.ring)
+    }
+
+    /// Start of the block being filled, UTC ms.
+    pub fn filling_since_ms(&self) -> i64 {
+        self.block_start_ms
     }
 
     fn search(&self) -> Option<Period> {
@@ -178,7 +222,7 @@ impl PeriodFinder {
                         0.0
                     };
                     return Some(Period {
-                        points: (lag as f64 + offset) * f64::from(self.block),
+                        ms: (lag as f64 + offset) * self.block_ms as f64,
                         correlation: current.min(1.0),
                     });
                 }
@@ -195,12 +239,13 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
-    fn find(series: impl Iterator<Item = f64>) -> Option<Period> {
+    /// The cycle found in `series`, one point a minute, in points.
+    fn find(series: impl Iterator<Item = f64>) -> Option<f64> {
         let mut f = PeriodFinder::default();
-        for x in series {
-            f.push(x);
+        for (i, x) in series.enumerate() {
+            f.push(i as i64 * 60_000, x, 60_000);
         }
-        f.period()
+        f.period().map(|p| p.ms / 60_000.0)
     }
 
     #[test]
@@ -213,10 +258,7 @@ mod tests {
                     + noise * r.normal()
             }))
             .unwrap_or_else(|| panic!("period {period} not found"));
-            assert!(
-                (p.points / period - 1.0).abs() < 0.02,
-                "{period}: found {p:?}"
-            );
+            assert!((p / period - 1.0).abs() < 0.02, "{period}: found {p:?}");
         }
     }
 
@@ -229,7 +271,7 @@ mod tests {
             level + 0.01 * i as f64 + r.normal()
         }))
         .expect("a day");
-        assert!((p.points / 288.0 - 1.0).abs() < 0.02, "{p:?}");
+        assert!((p / 288.0 - 1.0).abs() < 0.02, "{p:?}");
     }
 
     #[test]
@@ -252,10 +294,33 @@ mod tests {
     }
 
     #[test]
+    fn missing_points_and_irregular_sampling_do_not_move_the_cycle() {
+        // A 600-minute cycle sampled every minute with jitter, a fifth of the points missing
+        // (some in long runs), and a few stray points a second apart.
+        let mut r = Rng::new(5);
+        let mut f = PeriodFinder::default();
+        let mut t = 0i64;
+        for i in 0..4000 {
+            t += 60_000 + (r.normal() * 5_000.0) as i64;
+            let missing = r.chance(0.15) || (1000..1200).contains(&i);
+            if missing {
+                continue;
+            }
+            let x = 200.0 + 20.0 * (std::f64::consts::TAU * t as f64 / 36_000_000.0).sin();
+            f.push(t, x + r.normal(), 60_000);
+            if i % 500 == 0 {
+                f.push(t + 1_000, x, 60_000);
+            }
+        }
+        let p = f.period().expect("found").ms / 60_000.0;
+        assert!((p / 600.0 - 1.0).abs() < 0.02, "{p}");
+    }
+
+    #[test]
     fn state_is_bounded_whatever_the_length() {
         let mut f = PeriodFinder::default();
         for i in 0..1_000_000 {
-            f.push((i % 977) as f64);
+            f.push(i * 1000, (i % 977) as f64, 1000);
         }
         assert!(f.state_bytes() <= 1200, "{}", f.state_bytes());
     }

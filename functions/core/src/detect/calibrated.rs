@@ -776,6 +776,7 @@ impl Calibrated {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::FLAG_SCORE;
     use crate::rng::Rng;
     use proptest::prelude::*;
 
@@ -873,6 +874,32 @@ mod tests {
         }
         let found = d.cycle_ms().expect("the cycle is found") as f64 / 60_000.0;
         assert!((found / 600.0 - 1.0).abs() < 0.02, "{found} minutes");
+    }
+
+    #[test]
+    fn an_assumed_day_that_does_not_fit_cannot_explain_a_spike_away() {
+        // A slowly wandering level (AR(1), φ = 0.999) sampled every minute for four days: no
+        // cycle, so the day is assumed, and its profile fits worse than the two-day mean. A
+        // spike of 30 one-step deviations must still be flagged.
+        for seed in 1..=3 {
+            let mut r = Rng::new(seed);
+            let mut level = 0.0;
+            let mut d = Calibrated::default();
+            let mut spike_score = 0.0;
+            for i in 0..5760i64 {
+                level = 0.999 * level + r.normal();
+                let x = 100.0 + level + if i == 5000 { 30.0 } else { 0.0 };
+                let v = d.update(i * 60_000, x);
+                if i == 5000 {
+                    spike_score = v.score;
+                }
+            }
+            assert!(
+                d.assumes_day(),
+                "seed {seed}: no cycle is found in a wander"
+            );
+            assert!(spike_score >= FLAG_SCORE, "seed {seed}: {spike_score}");
+        }
     }
 
     #[test]

@@ -29,6 +29,10 @@ SEED = 11
 RECORDS = 900  # per scenario
 RATE = 1.5  # events/s of event time: 10 minutes, so 10 s, 1 min, 5 min hopping and sessions close
 TABLES = ["trades", "telemetry", "clickstream", "windows", "anomalies", "late", "quarantine"]
+# The planting the golden was captured with (the generators' defaults then): the first incident
+# after 6 minutes, then every 5 on average. The generators now plant hours apart after 10 minutes,
+# which would leave this 10-minute capture without an incident; its input stays as it was.
+PLANTING = ["--warmup", "6m", "--incident-gap", "5m"]
 
 BAD = [
     b'{"scenario":"trades","event_id":"bad-1","event_time":"2026-11-24T05:00:02Z"',
@@ -55,7 +59,7 @@ def generated(sluice: pathlib.Path, scenario: str, work: pathlib.Path):
     """The records `sluice bench make-event` writes for one scenario: (arrival, key, bytes)."""
     out = work / f"{scenario}.json"
     subprocess.run([str(sluice), "bench", "make-event", "--scenario", scenario, "--records", str(RECORDS),
-                    "--rate", str(RATE), "--seed", str(SEED), "--output", str(out)],
+                    "--rate", str(RATE), "--seed", str(SEED), *PLANTING, "--output", str(out)],
                    check=True, capture_output=True)
     records = json.loads(out.read_text())["Records"]
     return [(r["kinesis"]["approximateArrivalTimestamp"], r["kinesis"]["partitionKey"],

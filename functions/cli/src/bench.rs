@@ -44,6 +44,12 @@ pub enum BenchCommand {
         /// Pack this many events into each Kinesis record, as the KPL aggregates them.
         #[arg(long)]
         kpl: Option<usize>,
+        /// Event time before the first planted incident (default: the generators', 10m).
+        #[arg(long, value_name = "DURATION")]
+        warmup: Option<String>,
+        /// Mean gap between planted incidents (default: the generators', 2h).
+        #[arg(long, value_name = "DURATION")]
+        incident_gap: Option<String>,
         #[arg(long)]
         output: PathBuf,
     },
@@ -215,12 +221,29 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             seed,
             keys,
             kpl,
+            warmup,
+            incident_gap,
             output,
         } => {
             let scenario = Scenario::parse(&scenario)
                 .with_context(|| format!("unknown scenario {scenario:?}"))?;
             let start = 1_795_496_400_000;
-            let mut generator = Generator::new(GeneratorConfig::new(scenario, seed, rate, start));
+            let duration = |name: &str, text: Option<String>, default: i64| match text {
+                Some(t) => sluice_core::time::parse_duration_ms(&t)
+                    .with_context(|| format!("--{name} {t:?}: a duration such as 6m or 2h")),
+                None => Ok(default),
+            };
+            let defaults = GeneratorConfig::new(scenario, seed, rate, start);
+            let config = GeneratorConfig {
+                warmup_ms: duration("warmup", warmup, defaults.warmup_ms)?,
+                mean_anomaly_gap_ms: duration(
+                    "incident-gap",
+                    incident_gap,
+                    defaults.mean_anomaly_gap_ms,
+                )?,
+                ..defaults
+            };
+            let mut generator = Generator::new(config);
             let (mut events, mut truth) = (Vec::new(), Vec::new());
             let until = generator.generate_count(records, &mut events, &mut truth);
             if let Some(keys) = keys {

@@ -10,7 +10,7 @@ use sluice_core::evaluate::{run_scenario, score};
 #[derive(Args)]
 pub struct EvalArgs {
     /// Event-time minutes generated per scenario.
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = 1440)]
     pub minutes: i64,
     /// Events per second per scenario.
     #[arg(long, default_value_t = 50.0)]

@@ -79,7 +79,7 @@ fn main() {
             let (mut planted, mut found, mut flags, mut good) = (0, 0, 0, 0);
             for seed in 1..=3 {
                 let (truth, anomalies) =
-                    run_scenario(scenario, seed, 50.0, 1_767_571_200_000, 240, &config);
+                    run_scenario(scenario, seed, 50.0, 1_767_571_200_000, 1440, &config);
                 let s = score(&truth, &anomalies, None, 10_000);
                 planted += s.planted;
                 found += s.found;

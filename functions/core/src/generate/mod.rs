@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Scenario};
 use crate::rng::Rng;
-use crate::time::{MS_PER_MINUTE, MS_PER_SECOND};
+use crate::time::{MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND};
 
 pub use clickstream::ClickstreamModel;
 pub use telemetry::TelemetryModel;
@@ -80,11 +80,19 @@ pub struct GeneratorConfig {
     pub rate_per_s: f64,
     /// Event time of the first event, UTC ms.
     pub start_ms: i64,
-    /// Event time before which nothing is planted, so detectors have a baseline to learn.
+    /// Event time before which nothing is planted, so detectors have a baseline to learn (ten
+    /// minutes: sixty 10-second windows, the history the default detector needs before it can
+    /// call anything rare).
     pub warmup_ms: i64,
     /// Mean gap between planted anomalies.
     pub mean_anomaly_gap_ms: i64,
 }
+
+/// Mean gap between planted incidents: two hours, a few a day per stream, as real incidents come.
+/// (Every five minutes, as planted before, a stream's incidents were its normal: the default
+/// detector's rarity gate learnt to ignore them.) The first comes right after the warm-up, so a
+/// short demo still shows one per stream.
+pub const MEAN_INCIDENT_GAP_MS: i64 = 2 * MS_PER_HOUR;
 
 impl GeneratorConfig {
     pub fn new(scenario: Scenario, seed: u64, rate_per_s: f64, start_ms: i64) -> Self {
@@ -93,8 +101,8 @@ impl GeneratorConfig {
             seed,
             rate_per_s,
             start_ms,
-            warmup_ms: 6 * MS_PER_MINUTE,
-            mean_anomaly_gap_ms: 5 * MS_PER_MINUTE,
+            warmup_ms: 10 * MS_PER_MINUTE,
+            mean_anomaly_gap_ms: MEAN_INCIDENT_GAP_MS,
         }
     }
 }
@@ -245,8 +253,10 @@ mod tests {
 
     const START: i64 = 1_795_000_000_000;
 
+    /// `minutes` of `scenario`, with incidents planted every few minutes after six (not every
+    /// two hours after ten) so that a short run has several.
     fn run(scenario: Scenario, minutes: i64) -> (Vec<Event>, Vec<PlantedAnomaly>) {
-        let mut g = Generator::new(GeneratorConfig::new(scenario, 7, 50.0, START));
+        let mut g = Generator::new(dense(scenario, 7, 50.0));
         let (mut events, mut truth) = (Vec::new(), Vec::new());
         g.generate_until(START + minutes * MS_PER_MINUTE, &mut events, &mut truth);
         (events, truth)
@@ -256,7 +266,7 @@ mod tests {
     fn same_seed_same_stream_split_or_not() {
         for scenario in Scenario::ALL {
             let (whole, whole_truth) = run(scenario, 20);
-            let mut g = Generator::new(GeneratorConfig::new(scenario, 7, 50.0, START));
+            let mut g = Generator::new(dense(scenario, 7, 50.0));
             let (mut parts, mut truth) = (Vec::new(), Vec::new());
             g.generate_until(START + 7 * MS_PER_MINUTE, &mut parts, &mut truth);
             let mut g: Generator =
@@ -265,6 +275,31 @@ mod tests {
             assert_eq!(whole, parts, "{scenario}");
             assert_eq!(whole_truth, truth, "{scenario}");
         }
+    }
+
+    fn dense(scenario: Scenario, seed: u64, rate: f64) -> GeneratorConfig {
+        GeneratorConfig {
+            warmup_ms: 6 * MS_PER_MINUTE,
+            mean_anomaly_gap_ms: 5 * MS_PER_MINUTE,
+            ..GeneratorConfig::new(scenario, seed, rate, START)
+        }
+    }
+
+    #[test]
+    fn incidents_are_hours_apart_by_default_and_the_first_follows_the_warm_up() {
+        let mut g = Generator::new(GeneratorConfig::new(Scenario::Telemetry, 3, 5.0, START));
+        let (mut events, mut truth) = (Vec::new(), Vec::new());
+        g.generate_until(START + 48 * MS_PER_HOUR, &mut events, &mut truth);
+        let per_day = truth.len() as f64 / 2.0;
+        assert!(
+            (4.0..=24.0).contains(&per_day),
+            "{per_day} incidents a day: {truth:?}"
+        );
+        let first = truth[0].start_ms - START;
+        assert!(
+            (10 * MS_PER_MINUTE..11 * MS_PER_MINUTE).contains(&first),
+            "first at {first} ms"
+        );
     }
 
     #[test]
@@ -294,7 +329,7 @@ mod tests {
 
     #[test]
     fn planted_price_shock_is_visible_in_the_prices() {
-        let mut g = Generator::new(GeneratorConfig::new(Scenario::Trades, 11, 100.0, START));
+        let mut g = Generator::new(dense(Scenario::Trades, 11, 100.0));
         let (mut events, mut truth) = (Vec::new(), Vec::new());
         g.generate_until(START + 60 * MS_PER_MINUTE, &mut events, &mut truth);
         let shock = truth

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use sluice_core::detect::calibrated::{Calibrated, Params};
 use sluice_core::detect::{DetectorKind, FLAG_SCORE, SeriesDetector, score_series};
-use sluice_core::nab::{LabelledSeries, PROFILES, held_out, load_corpus, score_corpus};
+use sluice_core::nab::{
+    LabelledSeries, PROFILES, held_out, load_corpus, mean_over_folds, score_corpus,
+};
 use sluice_core::series::{SeriesOptions, read_series_csv};
 
 #[derive(Args)]
@@ -77,14 +79,13 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
         );
     }
     let backwards = timestamps.windows(2).position(|w| w[1] < w[0]);
-    let verdicts = score_series(chosen, timestamps, values);
-    let cycle = (chosen == SeriesDetector::Single(DetectorKind::Calibrated)).then(|| {
-        let mut d = Calibrated::default();
-        for (&t, &x) in timestamps.iter().zip(values) {
-            d.update(t, x);
-        }
-        (d.cycle_ms(), d.assumes_day())
-    });
+    // The default detector runs once: its verdicts, and the cycle it found.
+    let (verdicts, cycle) = if chosen == SeriesDetector::Single(DetectorKind::Calibrated) {
+        let (verdicts, d) = Calibrated::run(Params::default(), timestamps, values);
+        (verdicts, Some((d.cycle_ms(), d.assumes_day())))
+    } else {
+        (score_series(chosen, timestamps, values), None)
+    };
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -180,13 +181,7 @@ fn held_out_scores(corpus: &[LabelledSeries], d: SeriesDetector) -> [f64; 3] {
                 .collect()
         })
     };
-    let mut mean = [0.0; 3];
-    for f in &folds {
-        for (m, s) in mean.iter_mut().zip(f.scores) {
-            *m += s / folds.len() as f64;
-        }
-    }
-    mean
+    mean_over_folds(&folds)
 }
 
 pub fn nab_table(root: &Path, json: bool) -> anyhow::Result<()> {

@@ -278,16 +278,13 @@ fn held_out(corpus: &[LabelledSeries], base: Params) {
     let folds = sluice_core::nab::held_out(corpus, &base.sensitivity_grid(), |p, s| {
         Calibrated::scores(p, &s.timestamps, &s.values)
     });
-    let mut mean = [0.0; 3];
     for f in &folds {
         println!(
             "held out {:24} ({:2} settings tie): {:5.1} {:5.1} {:5.1}",
             f.category, f.tied, f.scores[0], f.scores[1], f.scores[2]
         );
-        for (m, s) in mean.iter_mut().zip(f.scores) {
-            *m += s / folds.len() as f64;
-        }
     }
+    let mean = sluice_core::nab::mean_over_folds(&folds);
     println!(
         "held-out mean {:6.2} {:6.2} {:6.2}",
         mean[0], mean[1], mean[2]

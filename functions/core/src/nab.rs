@@ -343,6 +343,17 @@ pub fn held_out<P: Copy>(
         .collect()
 }
 
+/// The held-out figure of [`held_out`]'s folds: their mean score per profile.
+pub fn mean_over_folds(folds: &[Fold]) -> [f64; 3] {
+    let mut mean = [0.0; 3];
+    for f in folds {
+        for (m, s) in mean.iter_mut().zip(f.scores) {
+            *m += s / folds.len() as f64;
+        }
+    }
+    mean
+}
+
 /// The result of sweeping thresholds for one profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sweep {

@@ -208,6 +208,13 @@ fn time_ms(text: &str, zone: Option<chrono_tz::Tz>) -> Result<i64, String> {
     }
 }
 
+/// The first header (case-insensitive) among `names`, in their order of preference.
+fn named_column(headers: &[String], names: &[&str]) -> Option<usize> {
+    names
+        .iter()
+        .find_map(|d| headers.iter().position(|h| h.eq_ignore_ascii_case(d)))
+}
+
 fn column(
     headers: &[String],
     named: Option<&str>,
@@ -228,9 +235,7 @@ fn column(
                 found: found(),
             });
     }
-    defaults
-        .iter()
-        .find_map(|d| headers.iter().position(|h| h.eq_ignore_ascii_case(d)))
+    named_column(headers, defaults)
         .or((headers.len() == 2).then_some(two_column_index))
         .ok_or(ReadError::Column {
             role,
@@ -266,9 +271,7 @@ pub fn read_series_csv(text: &str, options: &SeriesOptions) -> Result<Series, Re
     // decides which the time is, and the other way round.
     let value_by_name = match options.value_column.as_deref() {
         Some(_) => None,
-        None => VALUE_NAMES
-            .iter()
-            .find_map(|d| headers.iter().position(|h| h.eq_ignore_ascii_case(d))),
+        None => named_column(&headers, &VALUE_NAMES),
     };
     let time = column(
         &headers,

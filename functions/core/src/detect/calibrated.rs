@@ -10,7 +10,7 @@
 //!   is expected, and a profile that does not fit cannot explain anything away;
 //! - **cycle**: found by [`PeriodFinder`] (autocorrelation of block means, three cycles seen),
 //!   snapped to an hour, a day or a week when within 3 % of one. Until one is found the day is
-//!   the default hypothesis, trusted only after its fit has been measured for a whole day;
+//!   the default hypothesis, trusted only after its fit has been measured twice at every phase;
 //! - **burst**: the recent rate of notable surprises, for changes of behaviour in which no single
 //!   point stands out;
 //! - **level shift / variance change**: a two-sided CUSUM of standardised deviations from a slow
@@ -35,7 +35,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::period::PeriodFinder;
-use super::{Direction, Verdict, score_from_ratio};
+use super::{Direction, Fired, Verdict, score_from_ratio};
+use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 
 /// Cycle-profile resolution cap (a day of five-minute points). Finer data shares slots.
 pub const MAX_SLOTS: usize = 288;
@@ -43,17 +44,16 @@ pub const MAX_SLOTS: usize = 288;
 const LEVEL_SPAN: f64 = 2.0 * MAX_SLOTS as f64;
 /// Points in the local level's median.
 const LOCAL: usize = 5;
-const DAY_MS: i64 = 86_400_000;
 /// Gaps between timestamps the sampling interval is the median of.
 const GAPS: usize = 15;
 /// Points of memory of the fast baseline of the second shift test.
 const FAST_SPAN: f64 = 50.0;
 
 fn day_ms() -> i64 {
-    DAY_MS
+    MS_PER_DAY
 }
 /// Calendar cycles (an hour, a day, a week, in ms) a found cycle is snapped to.
-const CALENDAR_MS: [i64; 3] = [3_600_000, DAY_MS, 7 * DAY_MS];
+const CALENDAR_MS: [i64; 3] = [MS_PER_HOUR, MS_PER_DAY, 7 * MS_PER_DAY];
 /// How close (relative) a found cycle must be to a calendar one to be taken as it.
 const CALENDAR_TOLERANCE: f64 = 0.03;
 
@@ -378,14 +378,32 @@ impl Calibrated {
         }
     }
 
-    /// Scores of a whole series (`timestamps` in UTC ms, one value each) with `params`, one
-    /// point at a time: what NAB scoring and `sluice detect-eval` run.
-    pub fn scores(params: Params, timestamps: &[i64], values: &[f64]) -> Vec<f64> {
+    /// A fresh detector with `params` over a whole series (`timestamps` in UTC ms, one value
+    /// each), one point at a time: each point's verdict and the evidence that dominated, and the
+    /// detector as it ends (what it learnt of the series, such as its cycle).
+    pub fn run(
+        params: Params,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> (Vec<(Verdict, Fired)>, Self) {
         let mut d = Self::new(params);
-        timestamps
+        let verdicts = timestamps
             .iter()
             .zip(values)
-            .map(|(&t, &x)| d.update(t, x).score)
+            .map(|(&t, &x)| {
+                let verdict = d.update(t, x);
+                (verdict, d.evidence().strongest())
+            })
+            .collect();
+        (verdicts, d)
+    }
+
+    /// The scores of [`Calibrated::run`]: what NAB scoring and `sluice detect-eval` compare.
+    pub fn scores(params: Params, timestamps: &[i64], values: &[f64]) -> Vec<f64> {
+        Self::run(params, timestamps, values)
+            .0
+            .into_iter()
+            .map(|(v, _)| v.score)
             .collect()
     }
 
@@ -520,16 +538,15 @@ impl Calibrated {
         // Local level: robust to the spike it is about to judge.
         let local = median5(self.recent);
         let local_residual = x - local;
-        // Daily profile, when the sampling is regular enough to have one.
         if self.profile.is_empty()
             && self.seen >= 8
-            && self.interval_ms <= DAY_MS / 24
+            && self.interval_ms <= MS_PER_HOUR
             && self.period.period().is_none()
         {
             // Until a cycle is found the day is the default hypothesis: its profile is learnt
             // from the start, and used only where it fits (`seasonal_gain`).
-            self.period_ms = DAY_MS;
-            let slots = ((DAY_MS / self.interval_ms) as usize).clamp(1, MAX_SLOTS);
+            self.period_ms = MS_PER_DAY;
+            let slots = ((MS_PER_DAY / self.interval_ms) as usize).clamp(1, MAX_SLOTS);
             self.profile = vec![None; slots];
             self.profile_since_ms = t_ms;
         }
@@ -585,22 +602,20 @@ impl Calibrated {
 
         // CUSUM from the slow baseline, or from the daily profile when that explains the series
         // at least as well as its two-day mean; in units of the typical deviation.
-        let seasonal_series =
-            seasonal_ready && self.seasonal_error < p.seasonal_gain * self.level_dev;
+        let seasonal_series = seasonal_ready && profile_fits;
         let dev = self.baseline_dev.max(self.level_dev).max(floor);
-        let z = match (seasonal_series, seasonal_residual) {
-            (true, Some(r)) => r / seasonal_scale,
-            _ => (x - self.baseline) / dev,
-        }
-        .clamp(-4.0, 4.0);
+        let standardised = |baseline: f64| {
+            match (seasonal_series, seasonal_residual) {
+                (true, Some(r)) => r / seasonal_scale,
+                _ => (x - baseline) / dev,
+            }
+            .clamp(-4.0, 4.0)
+        };
+        let z = standardised(self.baseline);
         // The same test from a fast baseline: it follows a glide (a slow cycle not yet found, a
         // drift) and so crosses only on a jump.
         let fast_baseline = self.fast_baseline.unwrap_or(self.baseline);
-        let z_fast = match (seasonal_series, seasonal_residual) {
-            (true, Some(r)) => r / seasonal_scale,
-            _ => (x - fast_baseline) / dev,
-        }
-        .clamp(-4.0, 4.0);
+        let z_fast = standardised(fast_baseline);
         let warmed = self.seen >= p.warmup;
         if warmed {
             self.cusum_up = (self.cusum_up + z - p.cusum_slack).max(0.0);
@@ -908,9 +923,9 @@ mod tests {
         let mut d = Calibrated::default();
         for day in 0..400i64 {
             let level = if day % 7 < 5 { 100.0 } else { 60.0 };
-            d.update(day * DAY_MS, level + 2.0 * r.normal());
+            d.update(day * MS_PER_DAY, level + 2.0 * r.normal());
         }
-        assert_eq!(d.cycle_ms(), Some(7 * DAY_MS));
+        assert_eq!(d.cycle_ms(), Some(7 * MS_PER_DAY));
     }
 
     #[test]

@@ -235,13 +235,7 @@ pub fn score_series(
     let points = timestamps.iter().zip(values);
     match detector {
         SeriesDetector::Single(DetectorKind::Calibrated) => {
-            let mut d = Calibrated::default();
-            points
-                .map(|(&t, &x)| {
-                    let verdict = d.update(t, x);
-                    (verdict, d.evidence().strongest())
-                })
-                .collect()
+            Calibrated::run(calibrated::Params::default(), timestamps, values).0
         }
         SeriesDetector::Single(kind) => {
             let mut d = kind.build();

@@ -7,13 +7,13 @@
 //! doubles, so a cycle of any length can be found once three of them have been seen. Once a cycle
 //! is found the ring stops coarsening and slides.
 //!
-//! A cycle is, once three of them are in the ring, the first peak of the sample autocorrelation of the linearly detrended block means
-//! (Box & Jenkins; the "first peak after the first zero crossing" rule of pitch detection,
-//! e.g. de Cheveigné & Kawahara 2002, YIN) that is at least [`MIN_CORRELATION`] high. The
-//! autocorrelation must first fall below zero: a trend or a random walk, whose autocorrelation
-//! decays without oscillating, has no cycle, and the autocorrelation must be as high at twice the
-//! lag, which a detrended random walk's chance swings rarely are. The peak's lag is refined to a fraction of a block by
-//! fitting a parabola through it and its neighbours.
+//! A cycle is, once three of them are in the ring, the first peak of the sample autocorrelation
+//! of the linearly detrended block means (Box & Jenkins; the "first peak after the first zero
+//! crossing" rule of pitch detection, e.g. de Cheveigné & Kawahara 2002, YIN) that is at least
+//! [`MIN_CORRELATION`] high. The autocorrelation must first fall below zero: a trend or a random
+//! walk, whose autocorrelation decays without oscillating, has no cycle; and it must be as high
+//! at twice the lag, which a detrended random walk's chance swings rarely are. The peak's lag is
+//! refined to a fraction of a block by fitting a parabola through it and its neighbours.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ pub struct Period {
 }
 
 /// See the module docs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeriodFinder {
     /// A block's length in ms (0 until the first point).
     block_ms: i64,
@@ -54,20 +54,6 @@ pub struct PeriodFinder {
     /// Blocks completed since the last search.
     since_search: u32,
     found: Option<Period>,
-}
-
-impl Default for PeriodFinder {
-    fn default() -> Self {
-        Self {
-            block_ms: 0,
-            block_start_ms: 0,
-            filled: 0,
-            sum: 0.0,
-            ring: Vec::new(),
-            since_search: 0,
-            found: None,
-        }
-    }
 }
 
 impl PeriodFinder {
@@ -200,13 +186,13 @@ impl PeriodFinder {
         // high at the period and at twice it (a random walk's wanderings rarely line up twice).
         let max_lag = n / 3;
         let mut trough = f64::INFINITY;
-        let mut previous = r(1);
-        let mut lag = 2;
-        while lag < max_lag {
-            let current = r(lag);
+        // Each lag's autocorrelation is computed once, as it moves from next to current to
+        // previous.
+        let (mut previous, mut current) = (r(1), r(2));
+        for lag in 2..max_lag {
+            let next = r(lag + 1);
             trough = trough.min(current);
             if trough < 0.0 && lag > MIN_LAG {
-                let next = r(lag + 1);
                 let peak = current >= previous && current >= next;
                 let repeats = || r(2 * lag) >= MIN_CORRELATION;
                 if peak
@@ -227,8 +213,7 @@ impl PeriodFinder {
                     });
                 }
             }
-            previous = current;
-            lag += 1;
+            (previous, current) = (current, next);
         }
         None
     }

@@ -228,21 +228,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let scenario = Scenario::parse(&scenario)
                 .with_context(|| format!("unknown scenario {scenario:?}"))?;
             let start = 1_795_496_400_000;
-            let duration = |name: &str, text: Option<String>, default: i64| match text {
-                Some(t) => sluice_core::time::parse_duration_ms(&t)
-                    .with_context(|| format!("--{name} {t:?}: a duration such as 6m or 2h")),
-                None => Ok(default),
-            };
-            let defaults = GeneratorConfig::new(scenario, seed, rate, start);
-            let config = GeneratorConfig {
-                warmup_ms: duration("warmup", warmup, defaults.warmup_ms)?,
-                mean_anomaly_gap_ms: duration(
-                    "incident-gap",
-                    incident_gap,
-                    defaults.mean_anomaly_gap_ms,
-                )?,
-                ..defaults
-            };
+            let warmup_ms = (warmup.as_deref())
+                .map(|t| crate::run::ms_arg("warmup", t))
+                .transpose()?;
+            let gap_ms = (incident_gap.as_deref())
+                .map(|t| crate::run::ms_arg("incident-gap", t))
+                .transpose()?;
+            let config =
+                GeneratorConfig::new(scenario, seed, rate, start).with_planting(warmup_ms, gap_ms);
             let mut generator = Generator::new(config);
             let (mut events, mut truth) = (Vec::new(), Vec::new());
             let until = generator.generate_count(records, &mut events, &mut truth);

@@ -40,6 +40,12 @@ pub struct RunArgs {
     /// Event-time history generated at start, so detectors have a baseline and windows close.
     #[arg(long, default_value = "15m")]
     pub history: String,
+    /// Event time before the synthetic streams' first incident (default: the generators', 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// Mean gap between the synthetic streams' incidents (default: the generators', 2h).
+    #[arg(long, value_name = "DURATION")]
+    pub incident_gap: Option<String>,
     /// Shards of the local stream.
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
@@ -80,9 +86,13 @@ fn parse_rate(text: &str) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// The duration option `--name` in ms, the error naming it.
+pub(crate) fn ms_arg(name: &str, text: &str) -> anyhow::Result<i64> {
+    parse_duration_ms(text).with_context(|| format!("--{name} {text:?}"))
+}
+
 fn duration_arg(name: &str, text: &str) -> anyhow::Result<Duration> {
-    let ms = parse_duration_ms(text).with_context(|| format!("--{name} {text:?}"))?;
-    Ok(Duration::from_millis(ms.max(0) as u64))
+    Ok(Duration::from_millis(ms_arg(name, text)?.max(0) as u64))
 }
 
 /// Consumer positions in the local stream, persisted so a restart continues.
@@ -202,8 +212,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .map(|d| duration_arg("duration", d))
         .transpose()?;
     let tick = duration_arg("tick", &args.tick)?.max(Duration::from_millis(50));
-    let history_ms = parse_duration_ms(&args.history)
-        .with_context(|| format!("--history {:?}", args.history))?;
+    let history_ms = ms_arg("history", &args.history)?;
+    let warmup_ms = args
+        .warmup
+        .as_deref()
+        .map(|t| ms_arg("warmup", t))
+        .transpose()?;
+    let incident_gap_ms = (args.incident_gap.as_deref())
+        .map(|t| ms_arg("incident-gap", t))
+        .transpose()?;
     if args.shards == 0 || args.shards > 1024 {
         bail!("--shards must be between 1 and 1024");
     }
@@ -228,6 +245,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 backfill_ms: history_ms,
                 max_catch_up_ms: history_ms.max(10 * 60_000),
+                warmup_ms,
+                incident_gap_ms,
                 ..Default::default()
             },
             metrics: metrics.clone(),

@@ -40,6 +40,10 @@ pub struct Settings {
     pub state_prefix: String,
     /// Events per call to the sink.
     pub send_chunk: usize,
+    /// A new stream's warm-up before its first incident and mean gap between incidents, in ms,
+    /// where they differ from the generators' (10 minutes, 2 hours).
+    pub warmup_ms: Option<i64>,
+    pub incident_gap_ms: Option<i64>,
 }
 
 impl Default for Settings {
@@ -52,6 +56,8 @@ impl Default for Settings {
             max_catch_up_ms: 10 * 60_000,
             state_prefix: "state/generate".into(),
             send_chunk: 5_000,
+            warmup_ms: None,
+            incident_gap_ms: None,
         }
     }
 }
@@ -134,7 +140,8 @@ pub async fn handle(event: CloudWatchEvent, deps: &Deps) -> Result<GenerateRespo
             }
             None => {
                 let config =
-                    GeneratorConfig::new(scenario, s.seed, s.rate_per_s, now_ms - s.backfill_ms);
+                    GeneratorConfig::new(scenario, s.seed, s.rate_per_s, now_ms - s.backfill_ms)
+                        .with_planting(s.warmup_ms, s.incident_gap_ms);
                 (Generator::new(config), Precondition::DoesNotExist)
             }
         };

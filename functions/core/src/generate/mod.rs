@@ -95,6 +95,17 @@ pub struct GeneratorConfig {
 pub const MEAN_INCIDENT_GAP_MS: i64 = 2 * MS_PER_HOUR;
 
 impl GeneratorConfig {
+    /// This configuration with its planting changed where given: the warm-up before the first
+    /// incident and the mean gap between incidents, in ms (tests and fixtures that need several
+    /// incidents in a few minutes of event time ask for them).
+    pub fn with_planting(self, warmup_ms: Option<i64>, mean_gap_ms: Option<i64>) -> Self {
+        Self {
+            warmup_ms: warmup_ms.unwrap_or(self.warmup_ms),
+            mean_anomaly_gap_ms: mean_gap_ms.unwrap_or(self.mean_anomaly_gap_ms),
+            ..self
+        }
+    }
+
     pub fn new(scenario: Scenario, seed: u64, rate_per_s: f64, start_ms: i64) -> Self {
         Self {
             scenario,
@@ -278,11 +289,8 @@ mod tests {
     }
 
     fn dense(scenario: Scenario, seed: u64, rate: f64) -> GeneratorConfig {
-        GeneratorConfig {
-            warmup_ms: 6 * MS_PER_MINUTE,
-            mean_anomaly_gap_ms: 5 * MS_PER_MINUTE,
-            ..GeneratorConfig::new(scenario, seed, rate, START)
-        }
+        GeneratorConfig::new(scenario, seed, rate, START)
+            .with_planting(Some(6 * MS_PER_MINUTE), Some(5 * MS_PER_MINUTE))
     }
 
     #[test]
